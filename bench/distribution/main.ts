@@ -1,0 +1,108 @@
+// Distribution on one machine (DESIGN section 9): N agent processes and one relay fetch one
+// artifact, our mesh and relay-only side by side. Every agent's download is limited to B by
+// its own token bucket (no tc/network namespaces here); in the mesh its upload to peers too.
+//
+//   sh dev/deno.sh run -A bench/distribution/main.ts [--agents 24] [--size-mib 256]
+//     [--limit-mib-s 4] [--upload-limit-mib-s B|none] [--modes mesh,relay-only] [--timeout-s 600]
+//
+// Loopback only; every process it starts is stopped by pid on the way out, on error too. The
+// webtorrent baseline of issue 7 is not run.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { fillPseudoRandom } from "../../protocol/test-support.ts";
+import { type DenoProcess, enrollmentSecret } from "../../tests/support/relay-agent.ts";
+import { startStack } from "../../tests/support/stack.ts";
+import { type ModeResult, runMode } from "./run-mode.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    agents: { type: "string", default: "24" },
+    "size-mib": { type: "string", default: "256" },
+    "limit-mib-s": { type: "string", default: "4" },
+    "upload-limit-mib-s": { type: "string", default: "" },
+    modes: { type: "string", default: "mesh,relay-only" },
+    "timeout-s": { type: "string", default: "600" },
+  },
+});
+const agents = Number(values.agents);
+const sizeMiB = Number(values["size-mib"]);
+const limit = Number(values["limit-mib-s"]);
+const uploadRaw = values["upload-limit-mib-s"] || String(limit);
+const uploadLimit = uploadRaw === "none" ? null : Number(uploadRaw);
+const modes = values.modes.split(",") as ("mesh" | "relay-only")[];
+const idealS = sizeMiB / limit;
+
+const started: DenoProcess[] = [];
+const work = await mkdtemp(join(tmpdir(), "fleetship-dist-"));
+let stack: Awaited<ReturnType<typeof startStack>> | null = null;
+const stopAll = async () => {
+  await Promise.all(started.map((p) => p.stop("SIGTERM", 5_000)));
+  await stack?.stop();
+  await rm(work, { recursive: true, force: true });
+};
+Deno.addSignalListener("SIGINT", () => void stopAll().then(() => Deno.exit(130)));
+
+const results: ModeResult[] = [];
+const began = Date.now();
+try {
+  stack = await startStack();
+  const secret = await enrollmentSecret(stack);
+  const artifact = new Uint8Array(sizeMiB * 1024 * 1024);
+  fillPseudoRandom(artifact, 42);
+  artifact.set(new TextEncoder().encode("#!/bin/sh\nexec sleep 100000\n"));
+  const region = { mesh: "us-east", "relay-only": "eu-west" } as const;
+  for (const mode of modes) {
+    results.push(
+      await runMode({
+        mode,
+        stack,
+        secret,
+        region: region[mode],
+        agents,
+        artifact,
+        limitMiBs: limit,
+        uploadLimitMiBs: uploadLimit,
+        work,
+        timeoutMs: Number(values["timeout-s"]) * 1000,
+        started,
+      }),
+    );
+  }
+} finally {
+  await stopAll();
+}
+
+const q = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.ceil(p * xs.length) - 1)]!;
+const s = (ms: number) => (ms / 1000).toFixed(1);
+console.log(
+  `\n${agents} agents, ${sizeMiB} MiB artifact, download limit B = ${limit} MiB/s per agent ` +
+    `(the agents' own token buckets; mesh upload limit ${uploadLimit === null ? "none" : `${uploadLimit} MiB/s`}), ` +
+    `ideal = size/B = ${idealS.toFixed(1)} s, loopback, ${navigator.hardwareConcurrency} cores\n`,
+);
+console.log(
+  "| mode | all complete s | agent p50 s | agent p99 s | ideal s | ratio to ideal (≤1.5x) | relay bytes / size (mesh ≤2x) | upstream reads / chunks | pieces from peers / relay |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|");
+for (const r of results) {
+  console.log(
+    `| ${r.mode} | ${s(r.allMs)} | ${s(q(r.finishesMs, 0.5))} | ${s(q(r.finishesMs, 0.99))} | ${idealS.toFixed(1)} | ${(r.allMs / 1000 / idealS).toFixed(2)}x | ${(r.relayBytes / (sizeMiB * 1024 * 1024)).toFixed(2)}x | ${r.upstreamReads} / ${r.chunks} | ${r.peerPieces} / ${r.relayPieces} |`,
+  );
+}
+for (const r of results) {
+  console.log(
+    JSON.stringify({
+      mode: r.mode,
+      agents,
+      size_mib: sizeMiB,
+      limit_mib_s: limit,
+      p50_t0: +(q(r.finishesMs, 0.5) / 1000 / idealS).toFixed(2),
+      p99_t0: +(q(r.finishesMs, 0.99) / 1000 / idealS).toFixed(2),
+      max_t0: +(r.allMs / 1000 / idealS).toFixed(2),
+      origin_copies: +(r.relayBytes / (sizeMiB * 1024 * 1024)).toFixed(2),
+    }),
+  );
+}
+console.log(`\nRun took ${s(Date.now() - began)} s.`);

@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { harness, json, T0 } from "./test-harness.ts";
+
+Deno.test("status shows the goal, deployments with their live waiting reason, and builds", async () => {
+  const h = harness((req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/v1/goal") {
+      const target = { generation: 4, deployment_id: 9, build_id: 12 };
+      return json({
+        generation: 4,
+        apps: {
+          hello: {
+            app: "hello",
+            generation: 4,
+            deployment_id: 9,
+            build_id: 12,
+            regions: { "us-east": target },
+          },
+        },
+      });
+    }
+    if (path === "/v1/deployments") {
+      return json({
+        deployments: [
+          {
+            id: 9,
+            app: "hello",
+            build_id: 12,
+            status: "ROLLING",
+            waiting: "setting the goal",
+            created_by: "me (abc)",
+            created_at: new Date(T0).toISOString(),
+          },
+        ],
+      });
+    }
+    if (path === "/v1/deployments/9") {
+      return json({
+        id: 9,
+        app: "hello",
+        build_id: 12,
+        status: "ROLLING",
+        waiting: "waiting: 2 of 3 machines in us-east still downloading",
+        created_by: "me (abc)",
+        created_at: new Date(T0).toISOString(),
+        regions: [],
+      });
+    }
+    return json({ builds: [] });
+  });
+  assert.equal(await h.run("status", "hello"), 0, h.stderr());
+  const out = h.stdout();
+  assert.match(
+    out,
+    /Goal \(generation 4\)\nAPP\s+BUILD\s+DEPLOYMENT\s+GENERATION\s+REGIONS\nhello\s+12\s+9\s+4\s+us-east\n/,
+  );
+  assert.match(
+    out,
+    /9\s+hello\s+12\s+ROLLING\s+just now\s+me\s+waiting: 2 of 3 machines in us-east still downloading/,
+  );
+  assert.match(out, /Latest builds\n {2}none yet/);
+  assert.ok(h.requests.some((r) => r.path === "/v1/deployments?app=hello&limit=5"));
+});
+
+Deno.test("machines passes its filters and summarises the states", async () => {
+  const m = (id: string, state: string, reachable = true) => ({
+    region: "us-east",
+    machine_id: id,
+    app: "hello",
+    build_id: 3,
+    state,
+    reachable,
+    relay_id: "r1",
+    reported_at: new Date(T0 - 10_000).toISOString(),
+  });
+  const h = harness(() =>
+    json({
+      machines: [m("m1", "healthy"), m("m2", "healthy"), m("m3", "downloading", false)],
+      relays: [
+        {
+          region: "us-east",
+          relay_id: "r1",
+          url: null,
+          machines: 3,
+          last_report_at: new Date(T0).toISOString(),
+          stale: false,
+        },
+      ],
+    }),
+  );
+  assert.equal(await h.run("machines", "--region", "us-east", "--app", "hello"), 0);
+  assert.equal(h.requests[0]?.path, "/v1/machines?region=us-east&app=hello");
+  assert.match(h.stdout(), /m3\s+hello\s+3\s+downloading\s+no\s+r1\s+10 s ago/);
+  assert.match(h.stdout(), /3 machines: 2 healthy, 1 downloading; 1 unreachable/);
+  assert.match(
+    h.stdout(),
+    /REGION\s+RELAY\s+MACHINES\s+LAST REPORT\s+URL\nus-east\s+r1\s+3\s+just now\s+-/,
+  );
+});

@@ -1,0 +1,240 @@
+import { canaryBucket } from "../../../protocol/goal.ts";
+import type { MachineView } from "../goal-state/relay-status.ts";
+import { rolloutProgress } from "./progress.ts";
+import type { Plan, Wave } from "./strategy.ts";
+
+/** A paused rollout that nobody resumes is aborted after this: no rollout can wedge. */
+export const PAUSE_LIMIT_MS = 24 * 3600_000;
+
+export type WaveStatus = "pending" | "rolling" | "baking" | "passed" | "failed";
+
+export interface WaveState {
+  name: string;
+  status: WaveStatus;
+  started_at: number | null;
+  finished_at: number | null;
+  bake_until: number | null;
+  /** The goal generation this wave set (a canary's machines are chosen by it). */
+  generation: number | null;
+  /** A canary's share of its region, fixed when the wave starts. */
+  percent: number | null;
+  detail: string | null;
+}
+
+export interface RolloutState {
+  plan: Plan;
+  wave: number;
+  waves: WaveState[];
+  paused: { by: string; at: number } | null;
+}
+
+export type Action =
+  | {
+      type: "start-wave";
+      wave: number;
+      regions: string[];
+      canary: { machines?: number; percent?: number } | null;
+    }
+  | { type: "revert"; regions: string[] }
+  | { type: "end"; status: "SUCCEEDED" | "ROLLED_BACK" | "FAILED" | "ABORTED"; reason: string };
+
+export interface Observation {
+  /** Canary membership is keyed on it, so it is known before the wave's goal is set. */
+  deploymentId: number;
+  buildId: number;
+  hasPrevious: boolean;
+  /** Reports of the app's machines, by region. */
+  machines: Record<string, MachineView[]>;
+  /** When each live relay of a region last reported (ms), by region. */
+  relayReports: Record<string, number[]>;
+}
+
+/**
+ * Whether every live relay of the wave's regions has reported since the wave began: until then
+ * an empty or unchanged picture is old news (machines may not have heard of the goal yet).
+ * A region without live relays has no machines to wait for.
+ */
+export function heardSince(wave: Wave, obs: Observation, since: number): boolean {
+  return wave.regions.every((r) => (obs.relayReports[r] ?? []).every((at) => at > since));
+}
+
+export function initialState(plan: Plan): RolloutState {
+  return {
+    plan,
+    wave: 0,
+    paused: null,
+    waves: plan.waves.map((w) => ({
+      name: w.name,
+      status: "pending",
+      started_at: null,
+      finished_at: null,
+      bake_until: null,
+      generation: null,
+      percent: null,
+      detail: null,
+    })),
+  };
+}
+
+/** Regions whose goal this rollout has changed so far (what a revert must put back). */
+export function touched(state: RolloutState): string[] {
+  const out = new Set<string>();
+  state.plan.waves.forEach((w, i) => {
+    if (state.waves[i]!.started_at !== null) for (const r of w.regions) out.add(r);
+  });
+  return [...out];
+}
+
+interface WaveCount {
+  expected: number;
+  healthy: number;
+  failed: number;
+  busy: number;
+}
+
+/** The machines a wave is waiting on, and where they stand against the build. */
+export function countWave(wave: Wave, ws: WaveState, obs: Observation): WaveCount {
+  const c: WaveCount = { expected: 0, healthy: 0, failed: 0, busy: 0 };
+  for (const region of wave.regions) {
+    for (const m of obs.machines[region] ?? []) {
+      if (!m.reachable) continue;
+      if (wave.kind === "canary") {
+        if (ws.percent === null) continue;
+        if (canaryBucket(m.machine_id, obs.deploymentId) >= ws.percent) continue;
+      }
+      c.expected++;
+      if (m.build_id === obs.buildId && m.state === "healthy") c.healthy++;
+      else if (m.build_id === obs.buildId && m.state === "failed") c.failed++;
+      else c.busy++;
+    }
+  }
+  return c;
+}
+
+/** What the rollout waits for, in plain words (null when nothing). */
+export function waitingReason(state: RolloutState, obs: Observation, now: number): string | null {
+  if (state.paused) return `paused by ${state.paused.by}`;
+  const wave = state.plan.waves[state.wave];
+  const ws = state.waves[state.wave];
+  if (!wave || !ws) return null;
+  if (ws.status === "baking" && ws.bake_until !== null) {
+    return `baking ${wave.name}: ${Math.max(0, Math.ceil((ws.bake_until - now) / 1000))} s left`;
+  }
+  if (wave.kind === "canary") {
+    const c = countWave(wave, ws, obs);
+    return c.busy > 0
+      ? `waiting: ${c.busy} of ${c.expected} canary machines in ${wave.regions[0]} not yet healthy`
+      : null;
+  }
+  // A wave of whole regions: the same words as the per-region progress, for its regions only.
+  const app = Object.values(obs.machines).flat()[0]?.app ?? "";
+  return rolloutProgress(
+    app,
+    obs.buildId,
+    wave.regions.map((region) => ({
+      region,
+      summary: { relays: [], machines: obs.machines[region] ?? [] },
+    })),
+  ).waiting;
+}
+
+/**
+ * One step of a rollout (pure): advances the current wave through rolling → baking → passed,
+ * starts the next, and decides the end. A wave whose failures exceed the plan's ratio, or that
+ * is not healthy by its deadline, rolls the whole rollout back (when there is a previous build).
+ */
+export function advance(
+  state: RolloutState,
+  obs: Observation,
+  now: number,
+): { state: RolloutState; actions: Action[] } {
+  const s: RolloutState = { ...state, waves: state.waves.map((w) => ({ ...w })) };
+  const actions: Action[] = [];
+  const fail = (reason: string) => {
+    const w = s.waves[s.wave]!;
+    w.status = "failed";
+    w.finished_at = now;
+    w.detail = reason;
+    if (obs.hasPrevious) {
+      actions.push({ type: "revert", regions: touched(s) });
+      actions.push({
+        type: "end",
+        status: "ROLLED_BACK",
+        reason: `${reason}; rolled back automatically`,
+      });
+    } else {
+      actions.push({
+        type: "end",
+        status: "FAILED",
+        reason: `${reason}; no previous build to roll back to`,
+      });
+    }
+  };
+  if (s.paused) {
+    if (now - s.paused.at > PAUSE_LIMIT_MS) {
+      actions.push({ type: "revert", regions: touched(s) });
+      actions.push({
+        type: "end",
+        status: "ABORTED",
+        reason: `paused by ${s.paused.by} for over 24 h; aborted`,
+      });
+    }
+    return { state: s, actions };
+  }
+  const wave = s.plan.waves[s.wave]!;
+  const ws = s.waves[s.wave]!;
+  if (ws.status === "pending") {
+    ws.status = "rolling";
+    ws.started_at = now;
+    const canary =
+      wave.kind === "canary"
+        ? {
+            ...(wave.percent !== undefined ? { percent: wave.percent } : {}),
+            ...(wave.machines !== undefined ? { machines: wave.machines } : {}),
+          }
+        : null;
+    actions.push({ type: "start-wave", wave: s.wave, regions: wave.regions, canary });
+    return { state: s, actions };
+  }
+  const c = countWave(wave, ws, obs);
+  if (c.failed > 0 && c.failed / Math.max(1, c.expected) > s.plan.max_failure_ratio) {
+    fail(`${wave.name} failed health: ${c.failed}/${c.expected} machines`);
+    return { state: s, actions };
+  }
+  if (ws.status === "rolling") {
+    if (c.busy === 0 && ws.generation !== null && heardSince(wave, obs, ws.started_at ?? 0)) {
+      ws.status = "baking";
+      ws.bake_until = now + s.plan.bake_ms;
+      ws.detail = `${c.healthy}/${c.expected} machines healthy`;
+    } else if (ws.started_at !== null && now - ws.started_at > s.plan.wave_deadline_ms) {
+      fail(
+        `${wave.name} not healthy within ${s.plan.wave_deadline_ms / 1000} s: ${c.busy} of ${c.expected} machines not yet healthy`,
+      );
+      return { state: s, actions };
+    }
+  }
+  if (ws.status === "baking" && ws.bake_until !== null && now >= ws.bake_until) {
+    ws.status = "passed";
+    ws.finished_at = now;
+    if (s.wave + 1 >= s.plan.waves.length) {
+      actions.push({
+        type: "end",
+        status: "SUCCEEDED",
+        reason: "every wave passed its health gate",
+      });
+      return { state: s, actions };
+    }
+    s.wave++;
+    return advance(s, obs, now);
+  }
+  return { state: s, actions };
+}
+
+/** Pause, resume and abort: operator commands applied to the state (pure). */
+export function pause(state: RolloutState, by: string, now: number): RolloutState {
+  return state.paused ? state : { ...state, paused: { by, at: now } };
+}
+
+export function resume(state: RolloutState): RolloutState {
+  return { ...state, paused: null };
+}

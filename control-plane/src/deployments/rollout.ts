@@ -1,0 +1,306 @@
+import { DurableObject } from "cloudflare:workers";
+import { and, eq, ne, sql } from "drizzle-orm";
+import { canaryBucket, type HealthCheck } from "../../../protocol/goal.ts";
+import { type Config, parseConfig } from "../config.ts";
+import { type Db, openDb } from "../db/client.ts";
+import { applications, builds, deployments, nowMs } from "../db/schema.ts";
+import type { Env } from "../env.ts";
+import { ApiError } from "../errors.ts";
+import type { MachineView } from "../goal-state/relay-status.ts";
+import { globalStub, regionStub } from "../goal-state/stubs.ts";
+import { log } from "../log.ts";
+import { targetRegions } from "../replication/start.ts";
+import { type Progress, rolloutProgress } from "./progress.ts";
+import {
+  type Action,
+  advance,
+  initialState,
+  type Observation,
+  pause,
+  type RolloutState,
+  resume,
+  touched,
+  waitingReason,
+} from "./rollout-core.ts";
+import { planFor, type Strategy } from "./strategy.ts";
+
+/** How often a rollout looks at its machines. */
+export const TICK_MS = 2_000;
+
+type Row = typeof deployments.$inferSelect;
+
+async function observe(
+  env: Env,
+  db: Db,
+  config: Config,
+  row: Row,
+): Promise<{ obs: Observation; progress: Progress }> {
+  const regions = await targetRegions(db, config, row.app);
+  const summaries = await Promise.all(
+    regions.map(async (region) => ({
+      region,
+      summary: await regionStub(env, region).summary(region),
+    })),
+  );
+  const machines: Record<string, MachineView[]> = {};
+  const relayReports: Record<string, number[]> = {};
+  for (const { region, summary } of summaries) {
+    machines[region] = summary.machines.filter((m) => m.app === row.app);
+    relayReports[region] = summary.relays
+      .filter((r) => !r.stale)
+      .map((r) => Date.parse(r.last_report_at));
+  }
+  return {
+    obs: {
+      deploymentId: row.id,
+      buildId: row.buildId,
+      hasPrevious: row.previousBuildId !== null,
+      machines,
+      relayReports,
+    },
+    progress: rolloutProgress(row.app, row.buildId, summaries),
+  };
+}
+
+/** The progress of a deployment now, from its regions' relay reports. */
+export async function deploymentProgress(
+  env: Env,
+  db: Db,
+  row: Row,
+): Promise<Progress & { rollout: RolloutState | null }> {
+  const { obs, progress } = await observe(env, db, parseConfig(env), row);
+  const state = row.rollout as RolloutState | null;
+  const waiting =
+    row.status === "ROLLING" && state
+      ? (waitingReason(state, obs, Date.now()) ?? progress.waiting)
+      : progress.waiting;
+  return { ...progress, waiting, rollout: state };
+}
+
+export function initialRollout(strategy: Strategy, targets: string[]): RolloutState {
+  const planned = planFor(strategy, targets);
+  if (!planned.ok)
+    throw new ApiError(
+      400,
+      "invalid_strategy",
+      `impossible rollout plan: ${planned.problems.join("; ")}`,
+      { problems: planned.problems },
+    );
+  return initialState(planned.plan);
+}
+
+/**
+ * One instance per deployment (`deployment:<id>`), driven by its alarm every TICK_MS: it feeds
+ * the machines' reports to the pure rollout core (rollout-core.ts) and carries out what it
+ * decides: set a wave's goal, revert touched regions to the previous build, end the
+ * deployment. The rollout's state lives in the deployment's row, so a restarted control plane
+ * carries on where it was; operator commands (pause, resume, abort) run here too, one at a time.
+ */
+export class Rollout extends DurableObject<Env> {
+  /** Starts the rollout: runs its first step at once (setting the first wave's goal). */
+  async start(deploymentId: number): Promise<void> {
+    await this.ctx.storage.put("deployment_id", deploymentId);
+    await this.ctx.blockConcurrencyWhile(() => this.#step());
+    await this.#arm();
+  }
+
+  async command(cmd: {
+    type: "pause" | "resume" | "abort";
+    by: string;
+  }): Promise<{ ok: boolean; message: string }> {
+    return this.ctx.blockConcurrencyWhile(async () => {
+      const ctx = await this.#context();
+      if (!ctx) return { ok: false, message: "deployment not found" };
+      const { db, row } = ctx;
+      if (row.status !== "ROLLING")
+        return { ok: false, message: `deployment ${row.id} is ${row.status}` };
+      let state = row.rollout as RolloutState;
+      if (cmd.type === "pause") state = pause(state, cmd.by, Date.now());
+      else if (cmd.type === "resume") state = resume(state);
+      else {
+        await this.#execute(ctx, state, [
+          { type: "revert", regions: touched(state) },
+          {
+            type: "end",
+            status: "ABORTED",
+            reason: `aborted by ${cmd.by}; waves already rolled are reverted`,
+          },
+        ]);
+        return { ok: true, message: "aborted" };
+      }
+      await db
+        .update(deployments)
+        .set({ rollout: state, reason: state.paused ? `paused by ${cmd.by}` : null })
+        .where(and(eq(deployments.id, row.id), eq(deployments.status, "ROLLING")));
+      if (cmd.type === "resume") await this.#arm();
+      return { ok: true, message: cmd.type === "pause" ? "paused" : "resumed" };
+    });
+  }
+
+  override async alarm(): Promise<void> {
+    const more = await this.ctx.blockConcurrencyWhile(() => this.#step());
+    if (more) await this.#arm();
+  }
+
+  async #arm(): Promise<void> {
+    if ((await this.ctx.storage.getAlarm()) === null)
+      await this.ctx.storage.setAlarm(Date.now() + TICK_MS);
+  }
+
+  async #context() {
+    const id = await this.ctx.storage.get<number>("deployment_id");
+    if (id === undefined) return null;
+    const config = parseConfig(this.env);
+    const db = openDb(config);
+    const row = await db.query.deployments.findFirst({ where: eq(deployments.id, id) });
+    return row ? { db, config, row } : null;
+  }
+
+  /** One step; returns whether the rollout goes on. */
+  async #step(): Promise<boolean> {
+    const ctx = await this.#context();
+    if (ctx?.row.status !== "ROLLING") return false;
+    const state = ctx.row.rollout as RolloutState | null;
+    if (!state) return false;
+    const { obs } = await observe(this.env, ctx.db, ctx.config, ctx.row);
+    const now = Date.now();
+    const next = advance(state, obs, now);
+    const ended = await this.#execute(ctx, next.state, next.actions);
+    if (ended) return false;
+    const fresh = await ctx.db.query.deployments.findFirst({
+      where: eq(deployments.id, ctx.row.id),
+    });
+    if (fresh?.status !== "ROLLING") return false;
+    const reason = waitingReason(fresh.rollout as RolloutState, obs, now);
+    await ctx.db
+      .update(deployments)
+      .set({ reason })
+      .where(and(eq(deployments.id, ctx.row.id), eq(deployments.status, "ROLLING")));
+    return true;
+  }
+
+  /** Carries out the core's actions; returns whether the deployment ended. */
+  async #execute(
+    ctx: { db: Db; config: Config; row: Row },
+    state: RolloutState,
+    actions: Action[],
+  ): Promise<boolean> {
+    const { db, row } = ctx;
+    const app = (await db.query.applications.findFirst({ where: eq(applications.name, row.app) }))!;
+    const setGoal = async (
+      buildId: number,
+      regions: string[],
+      canary?: { region: string; percent: number },
+    ) => {
+      const build = (await db.query.builds.findFirst({ where: eq(builds.id, buildId) }))!;
+      return globalStub(this.env).setGoal({
+        type: "set",
+        app: row.app,
+        deployment_id: row.id,
+        build_id: buildId,
+        manifest_digest: build.manifestDigest!,
+        run_command: app.runCommand,
+        health_check: (app.healthCheck as HealthCheck | null) ?? null,
+        regions,
+        canary,
+      });
+    };
+    for (const action of actions) {
+      if (action.type === "start-wave") {
+        let canary: { region: string; percent: number } | undefined;
+        if (action.canary) {
+          const region = action.regions[0]!;
+          const buckets = (await regionStub(this.env, region).summary(region)).machines
+            .filter((m) => m.app === row.app)
+            .map((m) => canaryBucket(m.machine_id, row.id))
+            .sort((x, y) => x - y);
+          // Machines choose themselves by bucket; pick the percentage so the canary holds the
+          // asked number of machines, and never none while the region has some.
+          let percent = action.canary.percent ?? 100;
+          if (action.canary.machines !== undefined && buckets.length > 0) {
+            percent = buckets[Math.min(action.canary.machines, buckets.length) - 1]! + 1;
+          } else if (buckets.length > 0 && buckets[0]! >= percent) {
+            percent = buckets[0]! + 1;
+          }
+          canary = { region, percent };
+          state.waves[action.wave]!.percent = percent;
+        }
+        const result = await setGoal(row.buildId, action.regions, canary);
+        if (!result.ok) {
+          await db
+            .update(deployments)
+            .set({
+              status: "SUPERSEDED",
+              supersededBy: result.current_deployment_id,
+              reason: `superseded by deployment ${result.current_deployment_id}, created after it`,
+              finishedAt: nowMs,
+              rollout: state,
+            })
+            .where(and(eq(deployments.id, row.id), eq(deployments.status, "ROLLING")));
+          return true;
+        }
+        state.waves[action.wave]!.generation = result.generation;
+        const first = action.wave === 0;
+        await db.batch([
+          db
+            .update(deployments)
+            .set({
+              rollout: state,
+              generation: result.generation,
+              ...(first ? { previousBuildId: result.previous_build_id } : {}),
+            })
+            .where(and(eq(deployments.id, row.id), eq(deployments.status, "ROLLING"))),
+          db
+            .update(deployments)
+            .set({
+              status: "SUPERSEDED",
+              supersededBy: row.id,
+              reason: `superseded by deployment ${row.id}`,
+              finishedAt: nowMs,
+            })
+            .where(
+              and(
+                eq(deployments.app, row.app),
+                eq(deployments.status, "ROLLING"),
+                ne(deployments.id, row.id),
+                sql`id < ${row.id}`,
+              ),
+            ),
+        ]);
+        if (first) row.previousBuildId = result.previous_build_id;
+      } else if (action.type === "revert") {
+        if (row.previousBuildId !== null && action.regions.length > 0) {
+          const result = await setGoal(row.previousBuildId, action.regions);
+          if (result.ok)
+            log.info("deployment:reverted", {
+              deployment_id: row.id,
+              regions: action.regions,
+              generation: result.generation,
+            });
+        }
+      } else {
+        await db
+          .update(deployments)
+          .set({ status: action.status, reason: action.reason, finishedAt: nowMs, rollout: state })
+          .where(and(eq(deployments.id, row.id), eq(deployments.status, "ROLLING")));
+        log.info("deployment:ended", {
+          deployment_id: row.id,
+          status: action.status,
+          reason: action.reason,
+        });
+        return true;
+      }
+    }
+    await db
+      .update(deployments)
+      .set({ rollout: state })
+      .where(and(eq(deployments.id, row.id), eq(deployments.status, "ROLLING")));
+    return false;
+  }
+}
+
+export function rolloutStub(env: Env, deploymentId: number): DurableObjectStub<Rollout> {
+  return env.ROLLOUT.get(
+    env.ROLLOUT.idFromName(`deployment:${deploymentId}`),
+  ) as DurableObjectStub<Rollout>;
+}

@@ -1,0 +1,157 @@
+/**
+ * The relay's HTTP surface. Agents authenticate every request with their agent token
+ * (`Authorization: Bearer`), checked by AgentAuth.
+ *
+ *   GET /healthz                     liveness and what the relay holds (no token)
+ *   GET /metrics                     Prometheus text (no token)
+ *   GET /v1/agent                    WebSocket: the agent's control channel (protocol/relay-messages.ts)
+ *   GET /v1/chunks/:digest           a chunk's bytes, from the cache (read upstream once)
+ *   GET /v1/builds/:id/manifest      a build's signed manifest, as the control plane serves it
+ */
+import { isDigest } from "../protocol/hash.ts";
+import type { AgentAuth } from "./agent-auth.ts";
+import type { AgentHub } from "./agent-hub.ts";
+import { type ChunkCache, ChunkUnavailable } from "./chunk-cache.ts";
+import { errorText, type Logger } from "./log.ts";
+import { type ManifestCache, ManifestUnavailable } from "./manifest-cache.ts";
+import type { Metrics } from "./metrics.ts";
+
+export interface HttpDeps {
+  relayId: string;
+  region: string;
+  auth: AgentAuth;
+  hub: AgentHub;
+  chunks: ChunkCache;
+  manifests: ManifestCache;
+  metrics: Metrics;
+  logger: Logger;
+  /** Extra fields for /healthz (upstream connection, goal version). */
+  health: () => Record<string, unknown>;
+}
+
+type Handler = (request: Request, info: { remoteAddr: Deno.Addr }) => Promise<Response>;
+
+export function relayHandler(deps: HttpDeps): Handler {
+  return async (request, info) => {
+    const url = new URL(request.url);
+    const path = url.pathname;
+    try {
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return problem(405, "method_not_allowed", `${request.method} is not served here`);
+      }
+      if (path === "/healthz") {
+        return Response.json({
+          status: "ok",
+          relay_id: deps.relayId,
+          region: deps.region,
+          agents: deps.metrics.get("relay_agents_connected"),
+          ...deps.health(),
+        });
+      }
+      if (path === "/metrics") {
+        return new Response(deps.metrics.render({ relay_id: deps.relayId, region: deps.region }), {
+          headers: { "Content-Type": "text/plain; version=0.0.4" },
+        });
+      }
+      const refused = await authenticate(request, deps);
+      if (refused) return refused;
+      if (path === "/v1/agent") return upgrade(request, info, deps);
+      const chunk = /^\/v1\/chunks\/([^/]+)$/.exec(path);
+      if (chunk) return await serveChunk(chunk[1]!, request.method === "HEAD", deps);
+      const manifest = /^\/v1\/builds\/(\d{1,15})\/manifest$/.exec(path);
+      if (manifest) return await serveManifest(Number(manifest[1]), deps);
+      return problem(404, "not_found", `no route for ${path}`);
+    } catch (err) {
+      deps.logger.log("error", "request:failed", {
+        method: request.method,
+        path,
+        error: errorText(err),
+      });
+      return problem(
+        500,
+        "internal",
+        "the relay failed to answer; try another relay of the region",
+      );
+    }
+  };
+}
+
+async function authenticate(request: Request, deps: HttpDeps): Promise<Response | null> {
+  const header = request.headers.get("Authorization") ?? "";
+  const token = /^Bearer (\S+)$/.exec(header)?.[1];
+  if (!token) {
+    deps.metrics.inc("relay_agents_refused_total");
+    return problem(401, "unauthorized", "an agent token is required (Authorization: Bearer)");
+  }
+  const verdict = await deps.auth.verify(token);
+  if (verdict === "valid") return null;
+  deps.metrics.inc("relay_agents_refused_total");
+  if (verdict === "unavailable") {
+    return problem(
+      503,
+      "unavailable",
+      "cannot check the token now (control plane unreachable); retry",
+    );
+  }
+  return problem(401, "unauthorized", `not an agent token of ${deps.region}`);
+}
+
+function upgrade(request: Request, info: { remoteAddr: Deno.Addr }, deps: HttpDeps): Response {
+  if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    return problem(426, "upgrade_required", "GET /v1/agent is a WebSocket");
+  }
+  // Read before upgrading: afterwards the request counts as closed and remoteAddr throws.
+  const addr = info.remoteAddr;
+  const remote = addr.transport === "tcp" ? `${addr.hostname}:${addr.port}` : addr.transport;
+  const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
+  deps.hub.accept(socket, remote);
+  return response;
+}
+
+async function serveChunk(digest: string, head: boolean, deps: HttpDeps): Promise<Response> {
+  if (!isDigest(digest))
+    return problem(400, "invalid_digest", "expected 64 lowercase hex characters");
+  let opened: { file: Deno.FsFile; size: number };
+  try {
+    opened = await deps.chunks.openChunk(digest);
+  } catch (err) {
+    if (err instanceof ChunkUnavailable) {
+      return problem(err.status, err.status === 404 ? "not_found" : "upstream_failed", err.message);
+    }
+    throw err;
+  }
+  const headers = {
+    "Content-Type": "application/octet-stream",
+    "Content-Length": String(opened.size),
+    ETag: `"${digest}"`,
+    "Cache-Control": "public, max-age=31536000, immutable",
+  };
+  if (head) {
+    opened.file.close();
+    return new Response(null, { headers });
+  }
+  deps.metrics.inc("relay_chunks_served_total");
+  deps.metrics.inc("relay_chunk_bytes_served_total", opened.size);
+  return new Response(opened.file.readable, { headers });
+}
+
+async function serveManifest(buildId: number, deps: HttpDeps): Promise<Response> {
+  try {
+    const text = await deps.manifests.get(buildId);
+    deps.metrics.inc("relay_manifests_served_total");
+    return new Response(text, { headers: { "Content-Type": "application/json" } });
+  } catch (err) {
+    if (err instanceof ManifestUnavailable) {
+      return problem(
+        err.status,
+        err.status === 502 ? "upstream_failed" : "no_manifest",
+        err.message,
+      );
+    }
+    throw err;
+  }
+}
+
+function problem(status: number, code: string, message: string): Response {
+  return Response.json({ error: { code, message } }, { status });
+}

@@ -1,0 +1,287 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { type GoalDocument, signGoal } from "../protocol/goal.ts";
+import { buildManifest } from "../protocol/manifest.ts";
+import { signManifest } from "../protocol/manifest-signing.ts";
+import {
+  decodeRelayMessage,
+  encodeRelayMessage,
+  type RelayToAgentMessage,
+} from "../protocol/relay-messages.ts";
+import { generateSigningKeys, Signer } from "../protocol/signing.ts";
+import type { Config } from "./config.ts";
+import { AGENT_TOKEN, FakeControlPlane, RELAY_TOKEN } from "./fake-control-plane.ts";
+import { silentLogger } from "./log.ts";
+import { type RunningRelay, startRelay } from "./relay.ts";
+import { httpUpstream } from "./upstream.ts";
+
+const keys = await generateSigningKeys();
+const signer = await Signer.fromPrivateKey(keys.privateKey);
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+function goal(generation: number, buildId: number): GoalDocument {
+  return {
+    version: 1,
+    region: "us-east",
+    app: "web",
+    generation,
+    deployment_id: generation,
+    build_id: buildId,
+    manifest_digest: "d".repeat(64),
+    run_command: "./web",
+    health_check: null,
+    canary: null,
+    issued_at: new Date().toISOString(),
+    expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+  };
+}
+
+async function relayFor(cp: FakeControlPlane, dir: string, kv: Deno.Kv): Promise<RunningRelay> {
+  const config: Config = {
+    url: cp.url,
+    token: RELAY_TOKEN,
+    region: "us-east",
+    relayId: "relay-a",
+    hostname: "127.0.0.1",
+    port: 0,
+    publicUrl: null,
+    cacheDir: dir,
+    cacheMaxBytes: 64 << 20,
+    publicKey: keys.publicKey,
+    tokenTtlMs: 60_000,
+    upstreamConcurrency: 4,
+  };
+  const upstream = httpUpstream({
+    url: cp.url,
+    token: RELAY_TOKEN,
+    region: "us-east",
+    timeoutMs: 2_000,
+  });
+  return await startRelay(config, {
+    logger: silentLogger,
+    kv,
+    upstream,
+    publicKey: keys.publicKey,
+  });
+}
+
+/** A minimal agent: says hello, collects what the relay sends. */
+async function agentSocket(relay: RunningRelay, machineId: string) {
+  const received: RelayToAgentMessage[] = [];
+  const socket = new WebSocket(`ws://127.0.0.1:${relay.port}/v1/agent`, {
+    headers: { Authorization: `Bearer ${AGENT_TOKEN}` },
+  });
+  socket.onmessage = (e) => {
+    const d = decodeRelayMessage(String(e.data), "relay");
+    if (d.kind === "message") received.push(d.message);
+  };
+  const closed = new Promise<void>((resolve) => (socket.onclose = () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.onopen = () => resolve();
+    socket.onerror = () => reject(new Error("agent socket failed"));
+  });
+  socket.send(
+    encodeRelayMessage({
+      type: "hello",
+      protocol: 1,
+      machine_id: machineId,
+      region: "us-east",
+      peer_url: null,
+      apps: [],
+    }),
+  );
+  return {
+    received,
+    send: (text: string) => socket.send(text),
+    close: async () => {
+      socket.close();
+      await closed;
+    },
+  };
+}
+
+async function until<T>(what: string, fn: () => T | undefined | false, ms = 5_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const goalsOf = (received: RelayToAgentMessage[]) =>
+  received.filter((m) => m.type === "goals").map((m) => (m.type === "goals" ? m : null)!);
+
+Deno.test("relay: agents get the signed goals verbatim on hello and on every change; status goes up", async () => {
+  const cp = new FakeControlPlane();
+  const g1 = await signGoal(signer, goal(1, 10));
+  cp.setGoals([g1]);
+  const dir = await Deno.makeTempDir();
+  const kv = await Deno.openKv(":memory:");
+  const relay = await relayFor(cp, dir, kv);
+  const agent = await agentSocket(relay, "m1");
+  await until("welcome and goals", () => goalsOf(agent.received).length === 1);
+  assert.equal(agent.received[0]?.type, "welcome");
+  assert.deepEqual(goalsOf(agent.received)[0]?.goals, [g1]);
+
+  const g2 = await signGoal(signer, goal(2, 11));
+  cp.setGoals([g2]);
+  await until("the pushed change", () => goalsOf(agent.received).length === 2);
+  assert.deepEqual(goalsOf(agent.received)[1], { type: "goals", version: 2, goals: [g2] });
+
+  agent.send(
+    encodeRelayMessage({
+      type: "status",
+      apps: [
+        {
+          app: "web",
+          build_id: 11,
+          generation: 2,
+          state: "healthy",
+          detail: null,
+          running_build_id: 11,
+          progress: null,
+        },
+      ],
+    }),
+  );
+  const status = await until("status up", () =>
+    cp.relayMessages.find(
+      (m) => m.type === "status" && JSON.stringify(m.machines).includes("healthy"),
+    ),
+  );
+  assert.deepEqual(status, {
+    type: "status",
+    relay_id: "relay-a",
+    machines: [
+      { machine_id: "m1", app: "web", build_id: 11, generation: 2, state: "healthy", detail: null },
+    ],
+  });
+  assert.deepEqual(cp.relayMessages[0], {
+    type: "hello",
+    relay_id: "relay-a",
+    url: `ws://127.0.0.1:${relay.port}/v1/agent`,
+  });
+  agent.send('{"type":"have","bits":"AA=="}'); // unknown kinds are not fatal
+  agent.send("garbage");
+  agent.send(encodeRelayMessage({ type: "ping", nonce: 7 }));
+  await until("pong", () => agent.received.some((m) => m.type === "pong" && m.nonce === 7));
+
+  await agent.close();
+  await relay.stop();
+  await cp.close();
+  kv.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("relay: serves a chunk to three agents at once from one upstream read, and the manifest", async () => {
+  const cp = new FakeControlPlane();
+  const bytes = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 13) & 0xff);
+  const digest = sha(bytes);
+  cp.chunks.set(digest, bytes);
+  const manifest = buildManifest(
+    { app: "web", build_id: 10, commit_sha: "a".repeat(40) },
+    {
+      params: {
+        algorithm: "fastcdc-2020",
+        min_size: 64,
+        avg_size: 256,
+        max_size: 1 << 20,
+        normalization: 1,
+      },
+      chunks: [{ digest, size: bytes.length }],
+      sha256: digest,
+    },
+  );
+  const signed = await signManifest(signer, manifest);
+  const body = JSON.stringify({
+    manifest: signed.manifest,
+    signature: signed.signature,
+    public_key: keys.publicKey,
+  });
+  cp.manifests.set(10, body);
+  cp.manifests.set(
+    11,
+    JSON.stringify({ manifest: signed.manifest, signature: signed.signature.replace(/^A/, "B") }),
+  );
+  const dir = await Deno.makeTempDir();
+  const kv = await Deno.openKv(":memory:");
+  const relay = await relayFor(cp, dir, kv);
+  const base = `http://127.0.0.1:${relay.port}`;
+  const get = (path: string, token = AGENT_TOKEN) =>
+    fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${token}` } });
+
+  const refused = await get(`/v1/chunks/${digest}`, "fst_not_a_real_token");
+  assert.equal(refused.status, 401);
+  await refused.body?.cancel();
+  const answers = await Promise.all([1, 2, 3].map(() => get(`/v1/chunks/${digest}`)));
+  for (const a of answers) {
+    assert.equal(a.status, 200);
+    assert.equal(sha(new Uint8Array(await a.arrayBuffer())), digest);
+  }
+  assert.equal(cp.chunkReads.get(digest), 1);
+  assert.equal(relay.metrics.get("relay_upstream_reads_total"), 1);
+  assert.equal(relay.metrics.get("relay_chunks_served_total"), 3);
+
+  const m = await get("/v1/builds/10/manifest");
+  assert.equal(await m.text(), body);
+  const forged = await get("/v1/builds/11/manifest");
+  assert.equal(forged.status, 502, "a manifest whose signature fails is not passed on");
+  await forged.body?.cancel();
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  assert.match(metrics, /relay_upstream_reads_total\{relay_id="relay-a",region="us-east"\} 1/);
+  assert.match(metrics, /relay_cache_bytes\{[^}]*\} 200000/);
+  const health = await (await fetch(`${base}/healthz`)).json();
+  assert.equal(health.status, "ok");
+
+  await relay.stop();
+  await cp.close();
+  kv.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("relay: without the subscription socket, goals still arrive by long-poll", async () => {
+  const cp = new FakeControlPlane();
+  cp.refuseSubscribe = true;
+  cp.setGoals([await signGoal(signer, goal(1, 10))]);
+  const dir = await Deno.makeTempDir();
+  const kv = await Deno.openKv(":memory:");
+  const relay = await relayFor(cp, dir, kv);
+  const agent = await agentSocket(relay, "m1");
+  await until("first goals", () => goalsOf(agent.received).length >= 1);
+  const g2 = await signGoal(signer, goal(2, 11));
+  cp.setGoals([g2]);
+  await until("goals by poll", () => goalsOf(agent.received).some((m) => m.version === 2), 3_000);
+  assert.equal(cp.subscribers, 0);
+  await agent.close();
+  await relay.stop();
+  await cp.close();
+  kv.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("relay: restarted with the control plane down, it serves known agents the goals it kept", async () => {
+  const cp = new FakeControlPlane();
+  const g1 = await signGoal(signer, goal(1, 10));
+  cp.setGoals([g1]);
+  const dir = await Deno.makeTempDir();
+  let kv = await Deno.openKv(`${dir}/relay.kv`);
+  let relay = await relayFor(cp, dir, kv);
+  const first = await agentSocket(relay, "m1");
+  await until("goals", () => goalsOf(first.received).length === 1);
+  await first.close();
+  await relay.stop();
+  kv.close();
+  await cp.close();
+
+  kv = await Deno.openKv(`${dir}/relay.kv`);
+  relay = await relayFor(cp, dir, kv); // cp.url now answers nothing
+  const again = await agentSocket(relay, "m1");
+  await until("goals from disk", () => goalsOf(again.received).length === 1);
+  assert.deepEqual(goalsOf(again.received)[0]?.goals, [g1]);
+  await again.close();
+  await relay.stop();
+  kv.close();
+  await Deno.remove(dir, { recursive: true });
+});
