@@ -77,3 +77,50 @@ Deno.test("Tracker.distrust() leaves a reported peer out of lists and of seed de
   assert.deepEqual(message.peers, []);
   assert.equal(message.seed.length, 8);
 });
+
+Deno.test("Tracker.holders() follows replaced reports, distrust and departures", () => {
+  const tracker = new Tracker({ peerUrl: url });
+  tracker.report("a", { buildId: 4, chunks: 16, bits: bits(16, [0, 1, 9]) });
+  tracker.report("b", { buildId: 4, chunks: 16, bits: bits(16, [1]) });
+  assert.deepEqual(
+    [0, 1, 9].map((i) => tracker.holders(4, i)),
+    [1, 2, 1],
+  );
+  tracker.report("a", { buildId: 4, chunks: 16, bits: bits(16, [1, 15]) }); // replaces a's
+  assert.deepEqual(
+    [0, 1, 9, 15].map((i) => tracker.holders(4, i)),
+    [0, 2, 0, 1],
+  );
+  tracker.distrust("b");
+  tracker.report("b", { buildId: 4, chunks: 16, bits: bits(16, [1, 2]) }); // still not counted
+  assert.deepEqual(
+    [1, 2].map((i) => tracker.holders(4, i)),
+    [1, 0],
+  );
+  tracker.forget("a");
+  assert.deepEqual(
+    [1, 15].map((i) => tracker.holders(4, i)),
+    [0, 0],
+  );
+});
+
+Deno.test("Tracker.peersFor() ranks a bounded sample of a big swarm, still finding holders", () => {
+  const n = 5_000;
+  const tracker = new Tracker({ peerUrl: url, maxPeers: 12, sample: 96 });
+  // One machine in fifty holds chunk 0; the rest hold nothing.
+  for (let i = 0; i < n; i++) {
+    const id = `m${i}`;
+    tracker.report(id, { buildId: 5, chunks: 64, bits: bits(64, i % 50 === 0 ? [0] : []) });
+    tracker.peersFor(id, 5);
+  }
+  let useful = 0;
+  for (let k = 0; k < 50; k++) {
+    const message = tracker.peersFor("m1", 5);
+    assert.equal(message.peers.length, 12);
+    assert.equal(new Set(message.peers.map((p) => p.machine_id)).size, 12);
+    // A sample of 96 misses all 100 holders with probability (1 - 1/50)^96 ≈ 14%.
+    if (Number(message.peers[0]!.machine_id.slice(1)) % 50 === 0) useful++;
+  }
+  assert.ok(useful >= 30, `a holder came first in only ${useful} of 50 answers`);
+  assert.equal(tracker.holders(5, 0), n / 50);
+});

@@ -7,13 +7,20 @@
  */
 
 import { toBase64 } from "../protocol/encoding.ts";
-import { type PeerEntry, type PeersMessage, peerTicket } from "../protocol/peer-tracker.ts";
+import { type PeersMessage, peerTicket } from "../protocol/peer-tracker.ts";
 
 export interface TrackerOptions {
   /** Where a machine's peers reach it (its hello's peer_url), or null when it serves none. */
   peerUrl: (machineId: string) => string | null;
   /** Most peers handed out at once. Default 12. */
   maxPeers?: number;
+  /**
+   * Holders looked at per `peers` answer: a random sample when a build has more. Default 96
+   * (8 × maxPeers). Ranking every holder made an answer cost O(holders × chunks): at 2,500
+   * agents on a relay, each reporting twice a second, that alone is more CPU than a relay has
+   * (bench/simulate found it); a random sample keeps it bounded and still finds useful peers.
+   */
+  sample?: number;
   /** Chunks assigned to one agent to seed at once. Default 4. */
   maxSeeds?: number;
   /** An assignment not fulfilled within this goes to someone else. Default 10 s. */
@@ -27,10 +34,59 @@ interface Holding {
   bits: Uint8Array;
 }
 
+/** Who holds what of one build, with a per-chunk count of trusted holders. */
+class Swarm {
+  readonly holdings = new Map<string, Holding>();
+  /** The machines of `holdings`, for sampling at random in O(1). */
+  readonly ids: string[] = [];
+  readonly #at = new Map<string, number>();
+  /** Trusted holders per chunk. */
+  counts = new Uint32Array(0);
+
+  set(machineId: string, holding: Holding, trusted: boolean): void {
+    const old = this.holdings.get(machineId);
+    if (old && trusted) this.count(old.bits, -1);
+    if (!old) {
+      this.#at.set(machineId, this.ids.length);
+      this.ids.push(machineId);
+    }
+    this.holdings.set(machineId, holding);
+    if (holding.chunks > this.counts.length) {
+      const grown = new Uint32Array(holding.chunks);
+      grown.set(this.counts);
+      this.counts = grown;
+    }
+    if (trusted) this.count(holding.bits, 1);
+  }
+
+  delete(machineId: string, trusted: boolean): void {
+    const old = this.holdings.get(machineId);
+    if (!old) return;
+    if (trusted) this.count(old.bits, -1);
+    this.holdings.delete(machineId);
+    const at = this.#at.get(machineId)!;
+    const last = this.ids.pop()!;
+    if (last !== machineId) {
+      this.ids[at] = last;
+      this.#at.set(last, at);
+    }
+    this.#at.delete(machineId);
+  }
+
+  /** Adds (+1) or removes (-1) one holder's chunks from the counts. */
+  count(bits: Uint8Array, by: 1 | -1): void {
+    for (let byte = 0; byte < bits.length; byte++) {
+      let b = bits[byte]!;
+      for (let i = byte * 8; b !== 0; i++, b >>= 1) {
+        if (b & 1 && i < this.counts.length) this.counts[i]! += by;
+      }
+    }
+  }
+}
+
 export class Tracker {
   readonly #o: TrackerOptions;
-  /** build → machine → what it holds. */
-  readonly #builds = new Map<number, Map<string, Holding>>();
+  readonly #builds = new Map<number, Swarm>();
   readonly #keys = new Map<string, Uint8Array>();
   /** Machines an agent reported for wrong bytes: listed to no one, their holdings ignored. */
   readonly #distrusted = new Set<string>();
@@ -43,12 +99,16 @@ export class Tracker {
 
   /** Records a `have`; a report replaces the previous one of that machine for that build. */
   report(machineId: string, have: { buildId: number; chunks: number; bits: Uint8Array }): void {
-    let holders = this.#builds.get(have.buildId);
-    if (!holders) {
-      holders = new Map();
-      this.#builds.set(have.buildId, holders);
+    let swarm = this.#builds.get(have.buildId);
+    if (!swarm) {
+      swarm = new Swarm();
+      this.#builds.set(have.buildId, swarm);
     }
-    holders.set(machineId, { chunks: have.chunks, bits: have.bits });
+    swarm.set(
+      machineId,
+      { chunks: have.chunks, bits: have.bits },
+      !this.#distrusted.has(machineId),
+    );
   }
 
   /**
@@ -57,8 +117,14 @@ export class Tracker {
    * from the relay), while a bad peer left in costs every agent a timeout and a refetch.
    */
   distrust(machineId: string): void {
-    if (this.#distrusted.size > 100_000) this.#distrusted.clear();
+    if (this.#distrusted.has(machineId)) return;
+    if (this.#distrusted.size > 100_000) {
+      // Bounded memory: start over, counting everyone's holdings again.
+      for (const id of this.#distrusted) this.#recount(id, 1);
+      this.#distrusted.clear();
+    }
     this.#distrusted.add(machineId);
+    this.#recount(machineId, -1);
   }
 
   /** The machine disconnected: it serves no one now, and its key is void. */
@@ -66,38 +132,34 @@ export class Tracker {
     this.#keys.delete(machineId);
     for (const seeding of this.#seeding.values())
       for (const [i, s] of seeding) if (s.machineId === machineId) seeding.delete(i);
-    for (const [build, holders] of this.#builds) {
-      holders.delete(machineId);
-      if (holders.size === 0) {
+    const trusted = !this.#distrusted.has(machineId);
+    for (const [build, swarm] of this.#builds) {
+      swarm.delete(machineId, trusted);
+      if (swarm.holdings.size === 0) {
         this.#builds.delete(build);
         this.#seeding.delete(build);
       }
     }
   }
 
-  /** How many connected machines hold chunk `index` of `buildId` (for tests and metrics). */
+  /** How many connected, trusted machines hold chunk `index` of `buildId` (tests, metrics). */
   holders(buildId: number, index: number): number {
-    let n = 0;
-    for (const h of this.#builds.get(buildId)?.values() ?? []) if (bit(h.bits, index)) n++;
-    return n;
+    return this.#builds.get(buildId)?.counts[index] ?? 0;
   }
 
   /** The `peers` message for `machineId` about `buildId`. */
   peersFor(machineId: string, buildId: number): PeersMessage {
-    const own = this.#builds.get(buildId)?.get(machineId);
+    const swarm = this.#builds.get(buildId);
+    const own = swarm?.holdings.get(machineId);
     const random = this.#o.random ?? Math.random;
-    const candidates: { entry: PeerEntry; useful: number; order: number }[] = [];
-    for (const [other, holding] of this.#builds.get(buildId) ?? []) {
+    const maxPeers = this.#o.maxPeers ?? 12;
+    const candidates: { id: string; url: string; useful: number; order: number }[] = [];
+    for (const other of swarm ? this.#sample(swarm, this.#o.sample ?? 8 * maxPeers) : []) {
       if (other === machineId || this.#distrusted.has(other)) continue;
       const url = this.#o.peerUrl(other);
       if (url === null || !this.#keys.has(other)) continue;
-      const useful = countUseful(holding.bits, own?.bits);
-      const entry = {
-        machine_id: other,
-        peer_url: url,
-        ticket: peerTicket(this.#keyOf(other), machineId),
-      };
-      candidates.push({ entry, useful, order: random() });
+      const useful = countUseful(swarm!.holdings.get(other)!.bits, own?.bits);
+      candidates.push({ id: other, url, useful, order: random() });
     }
     // Peers with something this machine lacks first, the rest after; random within each group
     // so that no one peer is everybody's first choice.
@@ -106,32 +168,44 @@ export class Tracker {
       type: "peers",
       build_id: buildId,
       peer_key: toBase64(this.#keyOf(machineId)),
-      peers: candidates.slice(0, this.#o.maxPeers ?? 12).map((c) => c.entry),
-      seed: own ? this.#seedsFor(machineId, buildId, own) : [],
+      peers: candidates.slice(0, maxPeers).map((c) => ({
+        machine_id: c.id,
+        peer_url: c.url,
+        ticket: peerTicket(this.#keyOf(c.id), machineId),
+      })),
+      seed: own ? this.#seedsFor(machineId, buildId, own, swarm!) : [],
     };
+  }
+
+  /** Every holder of the swarm when there are at most `n`, else `n` distinct ones at random. */
+  #sample(swarm: Swarm, n: number): Iterable<string> {
+    const ids = swarm.ids;
+    if (ids.length <= n) return ids;
+    const random = this.#o.random ?? Math.random;
+    const picked = new Set<string>();
+    while (picked.size < n) picked.add(ids[Math.floor(random() * ids.length)]!);
+    return picked;
   }
 
   /**
    * The chunks `machineId` should fetch from the relay: those no connected agent holds, each
    * assigned to one agent at a time (super-seeding), at most `maxSeeds` per agent.
    */
-  #seedsFor(machineId: string, buildId: number, own: Holding): number[] {
+  #seedsFor(machineId: string, buildId: number, own: Holding, swarm: Swarm): number[] {
     const now = (this.#o.now ?? Date.now)();
     let seeding = this.#seeding.get(buildId);
     if (!seeding) {
       seeding = new Map();
       this.#seeding.set(buildId, seeding);
     }
-    const holders = [...(this.#builds.get(buildId) ?? [])]
-      .filter(([id]) => !this.#distrusted.has(id))
-      .map(([, h]) => h);
-    const held = (i: number) => holders.some((h) => bit(h.bits, i));
+    const held = (i: number) => (swarm.counts[i] ?? 0) > 0;
     const mine: number[] = [];
     for (const [i, s] of seeding) {
       if (held(i) || s.until < now) seeding.delete(i);
       else if (s.machineId === machineId) mine.push(i);
     }
     const max = this.#o.maxSeeds ?? 4;
+    if (mine.length >= max) return mine;
     const start = Math.floor((this.#o.random ?? Math.random)() * own.chunks);
     for (let k = 0; k < own.chunks && mine.length < max; k++) {
       const i = (start + k) % own.chunks;
@@ -142,6 +216,14 @@ export class Tracker {
     return mine;
   }
 
+  /** Adds (+1) or removes (-1) a machine's holdings from every swarm's counts. */
+  #recount(machineId: string, by: 1 | -1): void {
+    for (const swarm of this.#builds.values()) {
+      const holding = swarm.holdings.get(machineId);
+      if (holding) swarm.count(holding.bits, by);
+    }
+  }
+
   #keyOf(machineId: string): Uint8Array {
     let key = this.#keys.get(machineId);
     if (!key) {
@@ -150,10 +232,6 @@ export class Tracker {
     }
     return key;
   }
-}
-
-function bit(bits: Uint8Array, i: number): boolean {
-  return ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0;
 }
 
 /** Chunks in `theirs` and not in `mine`, counted by bytes of the bitfield. */
