@@ -73,6 +73,14 @@ class Swarm {
     this.#at.delete(machineId);
   }
 
+  /** Whether `machineId` reported every chunk of the build. */
+  complete(machineId: string): boolean {
+    const h = this.holdings.get(machineId);
+    if (!h) return false;
+    for (let i = 0; i < h.chunks; i++) if ((h.bits[i >> 3]! & (1 << (i & 7))) === 0) return false;
+    return true;
+  }
+
   /** Adds (+1) or removes (-1) one holder's chunks from the counts. */
   count(bits: Uint8Array, by: 1 | -1): void {
     for (let byte = 0; byte < bits.length; byte++) {
@@ -147,44 +155,62 @@ export class Tracker {
     return this.#builds.get(buildId)?.counts[index] ?? 0;
   }
 
-  /** The `peers` message for `machineId` about `buildId`. */
+  /**
+   * The `peers` message for `machineId` about `buildId`: up to maxPeers from a random sample,
+   * those holding a chunk it lacks first. A machine that holds every chunk gets none (it only
+   * serves), but still its peer key.
+   */
   peersFor(machineId: string, buildId: number): PeersMessage {
     const swarm = this.#builds.get(buildId);
     const own = swarm?.holdings.get(machineId);
-    const random = this.#o.random ?? Math.random;
     const maxPeers = this.#o.maxPeers ?? 12;
-    const candidates: { id: string; url: string; useful: number; order: number }[] = [];
-    for (const other of swarm ? this.#sample(swarm, this.#o.sample ?? 8 * maxPeers) : []) {
-      if (other === machineId || this.#distrusted.has(other)) continue;
-      const url = this.#o.peerUrl(other);
-      if (url === null || !this.#keys.has(other)) continue;
-      const useful = countUseful(swarm!.holdings.get(other)!.bits, own?.bits);
-      candidates.push({ id: other, url, useful, order: random() });
+    const useful: string[] = [];
+    const rest: string[] = [];
+    const complete = own !== undefined && (swarm?.complete(machineId) ?? false);
+    // The sample comes in random order, so no one peer is everybody's first choice.
+    for (const other of swarm && !complete
+      ? this.#sample(swarm, this.#o.sample ?? 8 * maxPeers)
+      : []) {
+      if (useful.length >= maxPeers) break;
+      if (other === machineId || this.#distrusted.has(other) || !this.#keys.has(other)) continue;
+      if (holdsUseful(swarm!.holdings.get(other)!.bits, own?.bits)) useful.push(other);
+      else if (rest.length < maxPeers) rest.push(other);
     }
-    // Peers with something this machine lacks first, the rest after; random within each group
-    // so that no one peer is everybody's first choice.
-    candidates.sort((a, b) => Number(b.useful > 0) - Number(a.useful > 0) || a.order - b.order);
+    const peers: PeersMessage["peers"] = [];
+    for (const id of [...useful, ...rest]) {
+      if (peers.length >= maxPeers) break;
+      const url = this.#o.peerUrl(id);
+      if (url !== null)
+        peers.push({
+          machine_id: id,
+          peer_url: url,
+          ticket: peerTicket(this.#keyOf(id), machineId),
+        });
+    }
     return {
       type: "peers",
       build_id: buildId,
       peer_key: toBase64(this.#keyOf(machineId)),
-      peers: candidates.slice(0, maxPeers).map((c) => ({
-        machine_id: c.id,
-        peer_url: c.url,
-        ticket: peerTicket(this.#keyOf(c.id), machineId),
-      })),
-      seed: own ? this.#seedsFor(machineId, buildId, own, swarm!) : [],
+      peers,
+      seed: own && !complete ? this.#seedsFor(machineId, buildId, own, swarm!) : [],
     };
   }
 
-  /** Every holder of the swarm when there are at most `n`, else `n` distinct ones at random. */
-  #sample(swarm: Swarm, n: number): Iterable<string> {
+  /** Every holder of the swarm in random order when there are at most `n`, else `n` of them. */
+  #sample(swarm: Swarm, n: number): string[] {
     const ids = swarm.ids;
-    if (ids.length <= n) return ids;
     const random = this.#o.random ?? Math.random;
+    if (ids.length <= n) {
+      const all = [...ids];
+      for (let i = all.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [all[i], all[j]] = [all[j]!, all[i]!];
+      }
+      return all;
+    }
     const picked = new Set<string>();
     while (picked.size < n) picked.add(ids[Math.floor(random() * ids.length)]!);
-    return picked;
+    return [...picked];
   }
 
   /**
@@ -234,15 +260,8 @@ export class Tracker {
   }
 }
 
-/** Chunks in `theirs` and not in `mine`, counted by bytes of the bitfield. */
-function countUseful(theirs: Uint8Array, mine: Uint8Array | undefined): number {
-  let n = 0;
-  for (let i = 0; i < theirs.length; i++) {
-    let b = theirs[i]! & ~(mine?.[i] ?? 0);
-    while (b) {
-      n += b & 1;
-      b >>= 1;
-    }
-  }
-  return n;
+/** Whether `theirs` holds a chunk that `mine` lacks. */
+function holdsUseful(theirs: Uint8Array, mine: Uint8Array | undefined): boolean {
+  for (let i = 0; i < theirs.length; i++) if ((theirs[i]! & ~(mine?.[i] ?? 0)) !== 0) return true;
+  return false;
 }

@@ -192,6 +192,58 @@ describe("completion", () => {
     expect(status[0]!.status).toBe("RUNNING");
   });
 
+  it("stores nothing for a completion of a build canceled while it ran (409)", async () => {
+    const id = await queueBuild(deployer, "art");
+    const c = (await claimOne(builder))!;
+    expect((await call("POST", `/v1/builds/${id}/cancel`, { token: deployer })).status).toBe(200);
+    const before = await snapshot();
+    const r = await call("POST", `/v1/worker/builds/${id}/complete`, {
+      token: builder,
+      body: { lease_token: c.lease, manifest: manifestFor(c) },
+    });
+    expect(r.status).toBe(409);
+    expect(r.body.error.code).toBe("build_canceled");
+    expect(await primary().head(`manifests/${id}.json`)).toBeNull();
+    expect(await primary().head(`manifests/${id}.sig`)).toBeNull();
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it("keeps the signed manifest when a repeat completion brings another one (409)", async () => {
+    const part = bytesOf(40, 20_000);
+    const chunk = { digest: (await putChunk(part)).digest, size: part.length };
+    const id = await queueBuild(deployer, "art");
+    const c = (await claimOne(builder))!;
+    const manifest = manifestFor(c);
+    const first = await call("POST", `/v1/worker/builds/${id}/complete`, {
+      token: builder,
+      body: { lease_token: c.lease, manifest },
+    });
+    expect(first.status).toBe(200);
+    const stored = async () => {
+      const json = await (await primary().get(`manifests/${id}.json`))!.text();
+      const sig = await (await primary().get(`manifests/${id}.sig`))!.text();
+      return { json, sig };
+    };
+    const signed = await stored();
+    const before = await snapshot();
+    const other = manifestFor(c, [chunk], await sha256Hex(part));
+    const r = await call("POST", `/v1/worker/builds/${id}/complete`, {
+      token: builder,
+      body: { lease_token: c.lease, manifest: other },
+    });
+    expect(r.status).toBe(409);
+    expect(r.body.error.code).toBe("already_completed");
+    expect(await stored()).toEqual(signed);
+    expect(await snapshot()).toEqual(before);
+    // The same manifest again is still an idempotent 200.
+    const again = await call("POST", `/v1/worker/builds/${id}/complete`, {
+      token: builder,
+      body: { lease_token: c.lease, manifest },
+    });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+  });
+
   it("has no manifest before the build succeeds", async () => {
     const id = await queueBuild(deployer, "art");
     const r = await call("GET", `/v1/builds/${id}/manifest`, { token: builder });

@@ -31,6 +31,12 @@ export async function missingIn(
   return [...new Set(digests)].filter((d) => !present.has(d));
 }
 
+/** The digest a submitted manifest would be stored under, or null when it is not valid. */
+export async function submittedManifestDigest(submitted: unknown): Promise<string | null> {
+  const check = checkManifest(submitted);
+  return check.ok ? await sha256Hex(encodeManifest(check.manifest)) : null;
+}
+
 /**
  * Checks a submitted manifest against its build and the primary bucket, signs it and stores
  * it (`manifests/<id>.json` + `.sig`): only then may the build be marked SUCCEEDED.

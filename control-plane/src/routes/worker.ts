@@ -1,8 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../app-env.ts";
-import { acceptArtifact } from "../artifacts/accept.ts";
+import { acceptArtifact, submittedManifestDigest } from "../artifacts/accept.ts";
 import { actorOf } from "../audit.ts";
 import { requireRole } from "../auth/tokens.ts";
+import { ApiError } from "../errors.ts";
 import { log } from "../log.ts";
 import { appendLogs } from "../queue/append-logs.ts";
 import { buildView } from "../queue/build-view.ts";
@@ -10,7 +11,7 @@ import { claim } from "../queue/claim.ts";
 import { complete } from "../queue/complete.ts";
 import { fail } from "../queue/fail.ts";
 import { heartbeat } from "../queue/heartbeat.ts";
-import { leaseRefusal } from "../queue/lease.ts";
+import { leaseRefusal, refusalFor } from "../queue/lease.ts";
 import { startReplication } from "../replication/start.ts";
 import { Build } from "./builds.ts";
 import { errors, IdParam, json, jsonBody, LeaseToken, security } from "./schemas.ts";
@@ -193,6 +194,21 @@ export function registerWorker(app: App): void {
     const build = await db.query.builds.findFirst({ where: (b, { eq }) => eq(b.id, id) });
     if (!build || build.leaseToken !== body.lease_token)
       throw await leaseRefusal(db, id, body.lease_token);
+    // Fencing comes before any write: a completion for a build that is no longer running
+    // (canceled, timed out, requeued) must not sign or store anything, and a repeat after
+    // success must not replace the manifest that was signed.
+    if (build.status === "SUCCEEDED") {
+      if ((await submittedManifestDigest(body.manifest)) === build.manifestDigest) {
+        return c.json(buildView(build), 200);
+      }
+      throw new ApiError(
+        409,
+        "already_completed",
+        `build ${id} already SUCCEEDED with manifest ${build.manifestDigest}; a different manifest cannot replace it`,
+        { status: build.status, manifest_digest: build.manifestDigest },
+      );
+    }
+    if (build.status !== "RUNNING") throw refusalFor(build, body.lease_token);
     const { manifest, ...artifact } = await acceptArtifact(c, build, body.manifest);
     const done = await complete(db, actorOf(c), { id, leaseToken: body.lease_token, ...artifact });
     try {

@@ -1,0 +1,446 @@
+/**
+ * One region of the deploy simulation (bench/simulate/main.ts): its relays, each with the
+ * relay's own Tracker (region-relay/tracker.ts), and its agents, each choosing pieces with the
+ * agent's own pickPiece (agent-deno/piece-picker.ts) and its sources the way agent-deno/mesh.ts
+ * does (the least busy peer in reach that holds the piece; the relay when the tracker asked it
+ * to seed that piece, or when no peer in reach got it within the grace).
+ *
+ * Time is continuous (an event queue). Links are modelled, not run: each end of a link is a
+ * queue served at its bandwidth (a sender's uploads one after the other, a receiver's
+ * downloads likewise), and a transfer ends when both ends have carried it; each agent keeps
+ * `concurrency` pieces in flight, as the agent's download does (default 4), so peer latency
+ * is paid once per source change, not per piece; a relay
+ * reads a chunk from its bucket the first time an agent asks it for it, at the bucket's
+ * bandwidth and latency, and serves it from its cache after.
+ */
+
+import { pickPiece } from "../../agent-deno/piece-picker.ts";
+import { Tracker } from "../../region-relay/tracker.ts";
+
+export interface SimParams {
+  region: number;
+  agents: number;
+  relays: number;
+  pieces: number;
+  pieceBytes: number;
+  /** Bytes per second. */
+  hostBps: number;
+  relayBps: number;
+  bucketBps: number;
+  latencyS: number;
+  bucketLatencyS: number;
+  slowFraction: number;
+  slowFactor: number;
+  dyingFraction: number;
+  /** Goals reach agents spread over this (the push path's spread). */
+  goalSpreadS: number;
+  maxPeers: number;
+  /** Pieces in flight per agent (the agent's --download-concurrency). */
+  concurrency: number;
+  relayGraceS: number;
+  /** The simulation gives up past this simulated time. */
+  horizonS: number;
+  seed: number;
+}
+
+export interface RegionResult {
+  region: number;
+  agents: number;
+  /** Seconds from the deploy to each finished agent's last piece, full-speed agents only. */
+  finishFull: number[];
+  /** Each finished agent's time over its own ideal (size / its own bandwidth), all agents. */
+  ownRatios: number[];
+  slow: number;
+  died: number;
+  unfinished: number;
+  bucketReads: number;
+  /** Most bucket reads of one chunk by one relay (the design's target: 1). */
+  maxReadsPerChunkPerRelay: number;
+  relayPiecesServed: number;
+  peerPiecesServed: number;
+  /** Frames in and out of one relay's tracker (have reports and peers answers) per second. */
+  relayMessagesPerS: { mean: number; peak: number };
+  trackerCpuS: number;
+  picks: number;
+  endS: number;
+}
+
+const KIND_START = 0;
+const KIND_IDLE = 1;
+const KIND_COMPLETE = 2;
+const KIND_DIE = 3;
+const KIND_SEEDER_REPORT = 4;
+
+interface Ev {
+  t: number;
+  kind: number;
+  agent: number;
+  piece: number;
+  /** Agent index, or -1 for the agent's relay. */
+  from: number;
+}
+
+/** A binary min-heap of events by time. */
+class Events {
+  readonly #heap: Ev[] = [];
+  get size(): number {
+    return this.#heap.length;
+  }
+  push(e: Ev): void {
+    const h = this.#heap;
+    h.push(e);
+    let i = h.length - 1;
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      if (h[up]!.t <= e.t) break;
+      h[i] = h[up]!;
+      i = up;
+    }
+    h[i] = e;
+  }
+  pop(): Ev {
+    const h = this.#heap;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= h.length) break;
+        const r = l + 1;
+        const c = r < h.length && h[r]!.t < h[l]!.t ? r : l;
+        if (h[c]!.t >= last.t) break;
+        h[i] = h[c]!;
+        i = c;
+      }
+      h[i] = last;
+    }
+    return top;
+  }
+}
+
+/** mulberry32: a small seeded generator, so a run can be repeated. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function simulateRegion(p: SimParams): RegionResult {
+  const random = seeded(p.seed * 7919 + p.region);
+  const n = p.agents;
+  const P = p.pieces;
+  const bitBytes = Math.ceil(P / 8);
+  const ids = Array.from({ length: n }, (_, a) => `r${p.region}-m${a}`);
+  const indexOf = new Map(ids.map((id, a) => [id, a]));
+  let simNow = 0;
+  let trackerMs = 0;
+  const trackers = Array.from(
+    { length: p.relays },
+    () =>
+      new Tracker({
+        peerUrl: (id) => `sim://${id}`,
+        maxPeers: p.maxPeers,
+        random,
+        now: () => simNow * 1000,
+      }),
+  );
+  const relayOf = (a: number) => a % p.relays;
+
+  const bits = new Uint8Array(n * bitBytes);
+  const nbrCount = new Uint16Array(n * P);
+  const nbrs: number[][] = Array.from({ length: n }, () => []);
+  const remaining: number[][] = Array.from({ length: n }, () =>
+    Array.from({ length: P }, (_, i) => i),
+  );
+  const pos = new Int32Array(n * P);
+  for (let a = 0; a < n; a++) for (let i = 0; i < P; i++) pos[a * P + i] = i;
+  const done = new Int32Array(n);
+  const picks = new Int32Array(n);
+  const alive = new Uint8Array(n).fill(1);
+  const started = new Uint8Array(n);
+  const finishedAt = new Float64Array(n).fill(Number.NaN);
+  const uploadFree = new Float64Array(n);
+  const downloadFree = new Float64Array(n);
+  const inFlight = new Int32Array(n);
+  const lastReport = new Float64Array(n).fill(Number.NEGATIVE_INFINITY);
+  const waitSince = new Float64Array(n).fill(Number.NaN);
+  const lastSource = new Int32Array(n).fill(-2);
+  const seeds: Set<number>[] = Array.from({ length: n }, () => new Set());
+  const rate = new Float64Array(n).fill(p.hostBps);
+  let slow = 0;
+  for (let a = 0; a < n; a++) {
+    if (random() < p.slowFraction) {
+      rate[a] = p.hostBps / p.slowFactor;
+      slow++;
+    }
+  }
+
+  const relayFree = new Float64Array(p.relays);
+  const bucketFree = new Float64Array(p.relays);
+  const cachedAt = new Float64Array(p.relays * P).fill(Number.NaN);
+  const reads = new Uint16Array(p.relays * P);
+  const messages = Array.from({ length: p.relays }, () => new Map<number, number>());
+  let relayServed = 0;
+  let peerServed = 0;
+  let bucketReads = 0;
+
+  const events = new Events();
+  const ideal = p.pieces * p.pieceBytes;
+  for (let a = 0; a < n; a++) {
+    events.push({ t: random() * p.goalSpreadS, kind: KIND_START, agent: a, piece: -1, from: -1 });
+    if (random() < p.dyingFraction) {
+      // Dying hosts go down while the deploy is under way.
+      const t = random() * 1.5 * (ideal / p.hostBps);
+      events.push({ t, kind: KIND_DIE, agent: a, piece: -1, from: -1 });
+    }
+  }
+
+  const hasBit = (a: number, i: number) => (bits[a * bitBytes + (i >> 3)]! & (1 << (i & 7))) !== 0;
+
+  const link = (a: number, b: number) => {
+    nbrs[a]!.push(b);
+    nbrs[b]!.push(a);
+    for (let i = 0; i < P; i++) {
+      if (hasBit(b, i)) nbrCount[a * P + i]!++;
+      if (hasBit(a, i)) nbrCount[b * P + i]!++;
+    }
+  };
+
+  const countMessage = (relay: number, frames: number) => {
+    const second = Math.floor(simNow);
+    const m = messages[relay]!;
+    m.set(second, (m.get(second) ?? 0) + frames);
+  };
+
+  /** A `have` report and the tracker's `peers` answer, as mesh.ts and mesh-handler.ts do. */
+  const report = (a: number) => {
+    lastReport[a] = simNow;
+    const r = relayOf(a);
+    const t0 = performance.now();
+    const tracker = trackers[r]!;
+    tracker.report(ids[a]!, {
+      buildId: 1,
+      chunks: P,
+      bits: bits.slice(a * bitBytes, (a + 1) * bitBytes),
+    });
+    const answer = tracker.peersFor(ids[a]!, 1);
+    trackerMs += performance.now() - t0;
+    countMessage(r, 2);
+    if (done[a] === P) return;
+    seeds[a] = new Set(answer.seed);
+    for (const peer of answer.peers) {
+      if (nbrs[a]!.length >= p.maxPeers) break;
+      const b = indexOf.get(peer.machine_id)!;
+      if (!alive[b] || nbrs[b]!.length >= 2 * p.maxPeers || nbrs[a]!.includes(b)) continue;
+      link(a, b);
+    }
+  };
+
+  const take = (a: number, at: number) => {
+    const list = remaining[a]!;
+    const i = list[at]!;
+    const last = list.pop()!;
+    if (at < list.length) {
+      list[at] = last;
+      pos[a * P + last] = at;
+    }
+    return i;
+  };
+
+  const putBack = (a: number, i: number) => {
+    pos[a * P + i] = remaining[a]!.length;
+    remaining[a]!.push(i);
+  };
+
+  const fromRelay = (a: number, i: number) => {
+    const r = relayOf(a);
+    const slot = r * P + i;
+    if (Number.isNaN(cachedAt[slot]!)) {
+      const start = Math.max(simNow, bucketFree[r]!);
+      bucketFree[r] = start + p.pieceBytes / p.bucketBps;
+      cachedAt[slot] = bucketFree[r]! + p.bucketLatencyS;
+      reads[slot]!++;
+      bucketReads++;
+    }
+    const start = Math.max(simNow, relayFree[r]!, cachedAt[slot]!);
+    relayFree[r] = start + p.pieceBytes / p.relayBps;
+    const switched = lastSource[a] !== -1 ? p.latencyS : 0;
+    lastSource[a] = -1;
+    relayServed++;
+    book(a, i, -1, start, relayFree[r]!, switched);
+  };
+
+  /** The receiving end's share of a transfer whose sender starts at `start`, done at `sent`. */
+  const book = (a: number, i: number, from: number, start: number, sent: number, extra: number) => {
+    const down = Math.max(start, downloadFree[a]!) + p.pieceBytes / rate[a]!;
+    downloadFree[a] = down;
+    inFlight[a]!++;
+    events.push({ t: Math.max(sent, down) + extra, kind: KIND_COMPLETE, agent: a, piece: i, from });
+  };
+
+  const idle = (a: number) => {
+    if (!alive[a] || done[a] === P) return;
+    if (simNow - lastReport[a]! >= 0.5) report(a);
+    while (inFlight[a]! < p.concurrency && remaining[a]!.length > 0) {
+      if (!request(a)) break;
+    }
+  };
+
+  /** One piece asked for, as the agent's download and mesh.ts do; false when it must wait. */
+  const request = (a: number): boolean => {
+    const list = remaining[a]!;
+    const base = a * P;
+    const own = seeds[a]!;
+    const at = pickPiece(list, {
+      fetched: picks[a]!,
+      holders: (i) => nbrCount[base + i]!,
+      seeded: (i) => own.has(i),
+      random,
+    });
+    const i = list[at]!;
+    // The least busy peer in reach holding it.
+    let best = -1;
+    for (const b of nbrs[a]!) {
+      if (!alive[b] || !hasBit(b, i)) continue;
+      if (
+        best < 0 ||
+        uploadFree[b]! < uploadFree[best]! ||
+        (uploadFree[b] === uploadFree[best] && random() < 0.5)
+      )
+        best = b;
+    }
+    if (best >= 0) {
+      take(a, at);
+      picks[a]!++;
+      waitSince[a] = Number.NaN;
+      const start = Math.max(simNow, uploadFree[best]!);
+      uploadFree[best] = start + p.pieceBytes / rate[best]!;
+      const switched = lastSource[a] !== best ? p.latencyS : 0;
+      lastSource[a] = best;
+      peerServed++;
+      book(a, i, best, start, uploadFree[best]!, switched);
+      return true;
+    }
+    if (Number.isNaN(waitSince[a]!)) waitSince[a] = simNow;
+    if (own.has(i) || simNow - waitSince[a]! >= p.relayGraceS) {
+      take(a, at);
+      picks[a]!++;
+      waitSince[a] = Number.NaN;
+      fromRelay(a, i);
+      return true;
+    }
+    // No one in reach holds it yet: look again shortly, as mesh.ts polls every 50 ms.
+    events.push({ t: simNow + 0.05, kind: KIND_IDLE, agent: a, piece: -1, from: -1 });
+    return false;
+  };
+
+  const complete = (e: Ev) => {
+    const a = e.agent;
+    if (!alive[a]) return;
+    inFlight[a]!--;
+    if (e.from >= 0 && !alive[e.from]) {
+      putBack(a, e.piece); // the sender died mid-transfer: ask again
+    } else {
+      bits[a * bitBytes + (e.piece >> 3)]! |= 1 << (e.piece & 7);
+      for (const b of nbrs[a]!) nbrCount[b * P + e.piece]!++;
+      if (++done[a] === P) {
+        finishedAt[a] = simNow;
+        report(a);
+        events.push({ t: simNow + 5, kind: KIND_SEEDER_REPORT, agent: a, piece: -1, from: -1 });
+        return;
+      }
+    }
+    idle(a);
+  };
+
+  const die = (a: number) => {
+    if (!alive[a]) return;
+    alive[a] = 0;
+    trackers[relayOf(a)]!.forget(ids[a]!);
+    for (const b of nbrs[a]!) {
+      const list = nbrs[b]!;
+      list.splice(list.indexOf(a), 1);
+      for (let i = 0; i < P; i++) if (hasBit(a, i)) nbrCount[b * P + i]!--;
+    }
+    nbrs[a] = [];
+  };
+
+  let running = n;
+  while (events.size > 0) {
+    const e = events.pop();
+    simNow = e.t;
+    if (simNow > p.horizonS) break;
+    switch (e.kind) {
+      case KIND_START:
+        started[e.agent] = 1;
+        idle(e.agent);
+        break;
+      case KIND_IDLE:
+        idle(e.agent);
+        break;
+      case KIND_COMPLETE:
+        complete(e);
+        if (done[e.agent] === P) running--;
+        break;
+      case KIND_DIE:
+        if (alive[e.agent] && done[e.agent] !== P) running--;
+        die(e.agent);
+        break;
+      case KIND_SEEDER_REPORT:
+        if (alive[e.agent] && running > 0) {
+          report(e.agent);
+          events.push({ ...e, t: simNow + 5 });
+        }
+        break;
+    }
+    if (running === 0) break;
+  }
+
+  const finishFull: number[] = [];
+  const ownRatios: number[] = [];
+  let died = 0;
+  let unfinished = 0;
+  for (let a = 0; a < n; a++) {
+    if (!alive[a]) died++;
+    else if (Number.isNaN(finishedAt[a]!)) unfinished++;
+    else {
+      if (rate[a] === p.hostBps) finishFull.push(finishedAt[a]!);
+      ownRatios.push(finishedAt[a]! / (ideal / rate[a]!));
+    }
+  }
+  let maxReads = 0;
+  for (const r of reads) maxReads = Math.max(maxReads, r);
+  let total = 0;
+  let peak = 0;
+  let seconds = 0;
+  for (const m of messages) {
+    for (const v of m.values()) {
+      total += v;
+      peak = Math.max(peak, v);
+    }
+    seconds += Math.max(1, m.size);
+  }
+  return {
+    region: p.region,
+    agents: n,
+    finishFull,
+    ownRatios,
+    slow,
+    died,
+    unfinished,
+    bucketReads,
+    maxReadsPerChunkPerRelay: maxReads,
+    relayPiecesServed: relayServed,
+    peerPiecesServed: peerServed,
+    relayMessagesPerS: { mean: total / seconds, peak },
+    trackerCpuS: trackerMs / 1000,
+    picks: picks.reduce((s, v) => s + v, 0),
+    endS: simNow,
+  };
+}
