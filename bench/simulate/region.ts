@@ -349,7 +349,8 @@ export function simulateRegion(p: SimParams): RegionResult {
     } else {
       bits[a * bitBytes + (e.piece >> 3)]! |= 1 << (e.piece & 7);
       for (const b of nbrs[a]!) nbrCount[b * P + e.piece]!++;
-      if (++done[a] === P) {
+      done[a] = done[a]! + 1;
+      if (done[a] === P) {
         finishedAt[a] = simNow;
         report(a);
         events.push({ t: simNow + 5, kind: KIND_SEEDER_REPORT, agent: a, piece: -1, from: -1 });
