@@ -278,6 +278,16 @@ describe("rollout progress", () => {
       ["m2", id, "healthy"],
       ["m3", id, "healthy"],
     ]);
+    // Between the last report and the rollout's next step, the live counts and the live words
+    // agree: no "still downloading" left over from the step before.
+    await waitFor(async () => {
+      const r = await call("GET", `/v1/deployments/${d.id}`, { token: builder });
+      return r.body.regions.find((x: any) => x.region === "eu-west").counts.healthy === 3;
+    });
+    const healthy = await call("GET", `/v1/deployments/${d.id}`, { token: builder });
+    if (healthy.body.status === "ROLLING") {
+      expect(healthy.body.waiting).toBe("every machine is healthy; finishing on the next step");
+    }
     await waitFor(async () => {
       await runDurableObjectAlarm(rolloutStub(testEnv, d.id));
       return (

@@ -63,7 +63,7 @@ export async function deploymentData(env: Env, db: Db, id: number) {
   return {
     deployment: {
       ...view,
-      waiting: row.status === "ROLLING" ? (progress.waiting ?? view.waiting) : null,
+      waiting: progress.waiting,
     },
     progress,
   };

@@ -70,10 +70,17 @@ export async function deploymentProgress(
 ): Promise<Progress & { rollout: RolloutState | null }> {
   const { obs, progress } = await observe(env, db, parseConfig(env), row);
   const state = row.rollout as RolloutState | null;
-  const waiting =
-    row.status === "ROLLING" && state
-      ? (waitingReason(state, obs, Date.now()) ?? progress.waiting)
-      : progress.waiting;
+  let waiting: string | null = null;
+  if (row.status === "ROLLING") {
+    // Live words only once the rollout runs: the reason stored in the row is the last step's
+    // (up to a tick old), and showing it beside live counts once read "healthy 3/3" next to
+    // "waiting: 2 of 3 machines still downloading". Before the first step, it is all there is.
+    waiting = state
+      ? (waitingReason(state, obs, Date.now()) ??
+        progress.waiting ??
+        "every machine is healthy; finishing on the next step")
+      : (progress.waiting ?? row.reason);
+  }
   return { ...progress, waiting, rollout: state };
 }
 
@@ -100,8 +107,10 @@ export class Rollout extends DurableObject<Env> {
   /** Starts the rollout: runs its first step at once (setting the first wave's goal). */
   async start(deploymentId: number): Promise<void> {
     await this.ctx.storage.put("deployment_id", deploymentId);
-    await this.ctx.blockConcurrencyWhile(() => this.#step());
+    // The alarm is set before the first step: if that step throws (the database away), the
+    // alarm runs it again; the caller was told the rollout retries by itself.
     await this.#arm();
+    await this.ctx.blockConcurrencyWhile(() => this.#step());
   }
 
   async command(cmd: {
@@ -138,7 +147,17 @@ export class Rollout extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    const more = await this.ctx.blockConcurrencyWhile(() => this.#step());
+    let more = true;
+    try {
+      more = await this.ctx.blockConcurrencyWhile(() => this.#step());
+    } catch (err) {
+      // Never left to workerd's few alarm retries: a rollout whose step keeps failing keeps
+      // trying every tick (and says so), so no deployment stays ROLLING with no one driving it.
+      log.error("rollout:step-failed", {
+        deployment_id: await this.ctx.storage.get<number>("deployment_id"),
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
     if (more) await this.#arm();
   }
 

@@ -101,7 +101,7 @@ async function detail(env: Env, db: Db, d: DeploymentRow) {
   const state = progress.rollout;
   return {
     ...view,
-    waiting: d.status === "ROLLING" ? (progress.waiting ?? view.waiting) : null,
+    waiting: progress.waiting,
     regions: progress.regions,
     paused_by: state?.paused?.by ?? null,
     waves: (state?.waves ?? []).map((w) => ({
