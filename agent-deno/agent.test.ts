@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { sleep } from "../protocol/backoff.ts";
 import { type GoalDocument, signGoal } from "../protocol/goal.ts";
 import type { AppState } from "../protocol/relay-messages.ts";
 import { Agent } from "./agent.ts";
@@ -226,9 +227,19 @@ Deno.test("Agent: a newer goal supersedes a download in progress, whose partial 
   const s = await t.settle("healthy", 3);
   assert.equal(s.running_build_id, 3);
   assert.ok(t.events.includes("deploy:superseded"));
-  const partials = [];
-  for await (const e of Deno.readDir(`${t.dir}/partial`)) partials.push(e.name);
-  assert.deepEqual(partials, []);
-  assert.deepEqual(await new AgentState(t.kv).downloads("web"), []);
+  // The superseded partial goes right after the new release is reported healthy: allow the
+  // agent a moment for it (a loaded CI machine once looked in between).
+  const partials = async () => {
+    const names = [];
+    for await (const e of Deno.readDir(`${t.dir}/partial`)) names.push(e.name);
+    return names;
+  };
+  const state = new AgentState(t.kv);
+  for (let i = 0; i < 100; i++) {
+    if ((await partials()).length === 0 && (await state.downloads("web")).length === 0) break;
+    await sleep(50);
+  }
+  assert.deepEqual(await partials(), []);
+  assert.deepEqual(await state.downloads("web"), []);
   await t.cleanup();
 });

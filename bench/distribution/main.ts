@@ -1,12 +1,14 @@
 // Distribution on one machine (DESIGN section 9): N agent processes and one relay fetch one
-// artifact, our mesh and relay-only side by side. Every agent's download is limited to B by
-// its own token bucket (no tc/network namespaces here); in the mesh its upload to peers too.
+// artifact, our mesh, relay-only and webtorrent (the BitTorrent baseline: webtorrent 1.x and
+// bittorrent-tracker from npm, under the project's Node) side by side. Every agent's download
+// is limited to B by its own token bucket (no tc/network namespaces here), in the mesh its
+// upload to peers too; webtorrent peers get the same B through webtorrent's own throttles.
 //
 //   sh dev/deno.sh run -A bench/distribution/main.ts [--agents 24] [--size-mib 256]
-//     [--limit-mib-s 4] [--upload-limit-mib-s B|none] [--modes mesh,relay-only] [--timeout-s 600]
+//     [--limit-mib-s 4] [--upload-limit-mib-s B|none] [--modes mesh,relay-only,webtorrent]
+//     [--timeout-s 600]
 //
-// Loopback only; every process it starts is stopped by pid on the way out, on error too. The
-// webtorrent baseline of issue 7 is not run.
+// Loopback only; every process it starts is stopped by pid on the way out, on error too.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +17,7 @@ import { fillPseudoRandom } from "../../protocol/test-support.ts";
 import { type DenoProcess, enrollmentSecret } from "../../tests/support/relay-agent.ts";
 import { startStack } from "../../tests/support/stack.ts";
 import { type ModeResult, runMode } from "./run-mode.ts";
+import { runWebtorrent } from "./run-webtorrent.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -23,7 +26,7 @@ const { values } = parseArgs({
     "size-mib": { type: "string", default: "256" },
     "limit-mib-s": { type: "string", default: "4" },
     "upload-limit-mib-s": { type: "string", default: "" },
-    modes: { type: "string", default: "mesh,relay-only" },
+    modes: { type: "string", default: "mesh,relay-only,webtorrent" },
     "timeout-s": { type: "string", default: "600" },
   },
 });
@@ -32,7 +35,7 @@ const sizeMiB = Number(values["size-mib"]);
 const limit = Number(values["limit-mib-s"]);
 const uploadRaw = values["upload-limit-mib-s"] || String(limit);
 const uploadLimit = uploadRaw === "none" ? null : Number(uploadRaw);
-const modes = values.modes.split(",") as ("mesh" | "relay-only")[];
+const modes = values.modes.split(",") as ("mesh" | "relay-only" | "webtorrent")[];
 const idealS = sizeMiB / limit;
 
 const started: DenoProcess[] = [];
@@ -55,6 +58,19 @@ try {
   artifact.set(new TextEncoder().encode("#!/bin/sh\nexec sleep 100000\n"));
   const region = { mesh: "us-east", "relay-only": "eu-west" } as const;
   for (const mode of modes) {
+    if (mode === "webtorrent") {
+      results.push(
+        await runWebtorrent({
+          agents,
+          artifact,
+          limitMiBs: limit,
+          uploadLimitMiBs: uploadLimit,
+          work,
+          timeoutMs: Number(values["timeout-s"]) * 1000,
+        }),
+      );
+      continue;
+    }
     results.push(
       await runMode({
         mode,
@@ -77,21 +93,30 @@ try {
 
 const q = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.ceil(p * xs.length) - 1)]!;
 const s = (ms: number) => (ms / 1000).toFixed(1);
+const n = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "—");
+const gib = sizeMiB / 1024;
+/** Mean CPU-seconds per GiB delivered, per agent; the largest peak RSS of any agent. */
+const cost = (r: ModeResult) => ({
+  cpuPerGiB: r.stats.reduce((t, x) => t + x.cpuS, 0) / Math.max(1, r.stats.length) / gib,
+  peakRss: Math.max(...r.stats.map((x) => x.peakRssMiB)),
+});
 console.log(
   `\n${agents} agents, ${sizeMiB} MiB artifact, download limit B = ${limit} MiB/s per agent ` +
-    `(the agents' own token buckets; mesh upload limit ${uploadLimit === null ? "none" : `${uploadLimit} MiB/s`}), ` +
-    `ideal = size/B = ${idealS.toFixed(1)} s, loopback, ${navigator.hardwareConcurrency} cores\n`,
+    `(the agents' own token buckets, webtorrent's throttles; upload limit ${uploadLimit === null ? "none" : `${uploadLimit} MiB/s`}; the origin unlimited), ` +
+    `T0 = size/B = ${idealS.toFixed(1)} s, loopback, ${navigator.hardwareConcurrency} cores\n`,
 );
 console.log(
-  "| mode | all complete s | agent p50 s | agent p99 s | ideal s | ratio to ideal (≤1.5x) | relay bytes / size (mesh ≤2x) | upstream reads / chunks | pieces from peers / relay |",
+  "| mode | all complete s | agent p50 s | agent p99 s | T0 s | max / T0 (mesh ≤1.3) | origin egress / size (mesh ≤1.2) | upstream reads / chunks | pieces from peers / relay | CPU-s per GiB per agent (≤2) | peak agent RSS MiB |",
 );
-console.log("|---|---|---|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of results) {
+  const c = cost(r);
   console.log(
-    `| ${r.mode} | ${s(r.allMs)} | ${s(q(r.finishesMs, 0.5))} | ${s(q(r.finishesMs, 0.99))} | ${idealS.toFixed(1)} | ${(r.allMs / 1000 / idealS).toFixed(2)}x | ${(r.relayBytes / (sizeMiB * 1024 * 1024)).toFixed(2)}x | ${r.upstreamReads} / ${r.chunks} | ${r.peerPieces} / ${r.relayPieces} |`,
+    `| ${r.mode} | ${s(r.allMs)} | ${s(q(r.finishesMs, 0.5))} | ${s(q(r.finishesMs, 0.99))} | ${idealS.toFixed(1)} | ${(r.allMs / 1000 / idealS).toFixed(2)} | ${n(r.relayBytes / (sizeMiB * 1024 * 1024))} | ${n(r.upstreamReads, 0)} / ${r.chunks} | ${n(r.peerPieces, 0)} / ${n(r.relayPieces, 0)} | ${n(c.cpuPerGiB)} | ${n(c.peakRss, 0)} |`,
   );
 }
 for (const r of results) {
+  const c = cost(r);
   console.log(
     JSON.stringify({
       mode: r.mode,
@@ -102,6 +127,8 @@ for (const r of results) {
       p99_t0: +(q(r.finishesMs, 0.99) / 1000 / idealS).toFixed(2),
       max_t0: +(r.allMs / 1000 / idealS).toFixed(2),
       origin_copies: +(r.relayBytes / (sizeMiB * 1024 * 1024)).toFixed(2),
+      cpu_s_per_gib: +c.cpuPerGiB.toFixed(2),
+      peak_rss_mib: Math.round(c.peakRss),
     }),
   );
 }

@@ -10,6 +10,7 @@ import {
   until,
 } from "../../tests/support/relay-agent.ts";
 import { freePort, type Stack } from "../../tests/support/stack.ts";
+import { type ProcStats, procStats, spentSince } from "./proc-stats.ts";
 import { publish } from "./publish.ts";
 
 export interface ModeOptions {
@@ -36,6 +37,8 @@ export interface ModeResult {
   chunks: number;
   peerPieces: number;
   relayPieces: number;
+  /** CPU and peak RSS of each agent process, read before it stops. */
+  stats: ProcStats[];
 }
 
 export async function runMode(o: ModeOptions): Promise<ModeResult> {
@@ -104,6 +107,7 @@ export async function runMode(o: ModeOptions): Promise<ModeResult> {
   await Promise.all(agents.map((a) => a.waitForEvent("relay:connected", () => true, 60_000)));
 
   const finishes = new Map<string, number>();
+  const atStart = await Promise.all(agents.map((a) => procStats(a.pid)));
   const t0 = Date.now();
   await must(stack, "POST", "/v1/deployments", {
     token: stack.tokens.deployer,
@@ -123,6 +127,7 @@ export async function runMode(o: ModeOptions): Promise<ModeResult> {
   const allMs = Date.now() - t0;
   const relayBytes = await relayMetric(relayUrl, "relay_chunk_bytes_served_total");
   const upstreamReads = await relayMetric(relayUrl, "relay_upstream_reads_total");
+  const stats = spentSince(atStart, await Promise.all(agents.map((a) => procStats(a.pid))));
   await Promise.all([...agents, relay].map((p) => p.stop()));
   let peerPieces = 0;
   let relayPieces = 0;
@@ -140,5 +145,6 @@ export async function runMode(o: ModeOptions): Promise<ModeResult> {
     chunks: build.chunks,
     peerPieces,
     relayPieces,
+    stats,
   };
 }
