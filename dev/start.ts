@@ -1,7 +1,9 @@
 /**
- * `npm start`: the whole system on one machine, on embedded defaults. For now: the local
- * libSQL server on a file under .data/, migrations, local tokens in .data/local.json, and the
- * control plane under `wrangler dev` (local Durable Objects and R2). Ctrl-C stops everything.
+ * `npm start`: the whole system on one machine, on embedded defaults: the local libSQL server
+ * on a file under .data/, migrations, local tokens in .data/local.json, the control plane under
+ * `wrangler dev` (local Durable Objects, R2 and Queues), a build worker, two relays and three
+ * agents per region; it builds, replicates and deploys the sample app, then prints READY.
+ * `--bare`: only the database and the control plane. Ctrl-C stops everything it started.
  */
 import { parseArgs } from "node:util";
 import { generateSigningKeys } from "../protocol/signing.ts";

@@ -19,6 +19,8 @@ export interface MachineReport {
   generation: number | null;
   state: "pending" | "downloading" | "installed" | "healthy" | "failed";
   detail: string | null;
+  /** False while the machine is away from this relay (still reported for a grace period). */
+  connected: boolean;
 }
 
 export interface GoalFeedOptions {

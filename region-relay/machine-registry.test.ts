@@ -26,7 +26,15 @@ Deno.test("MachineRegistry.reports() lists each machine's apps as the status mes
   ]);
   assert.equal(changes, 2);
   assert.deepEqual(r.reports(), [
-    { machine_id: "m1", app: "web", build_id: 5, generation: 2, state: "healthy", detail: null },
+    {
+      machine_id: "m1",
+      app: "web",
+      build_id: 5,
+      generation: 2,
+      state: "healthy",
+      detail: null,
+      connected: true,
+    },
     {
       machine_id: "m2",
       app: "web",
@@ -34,6 +42,7 @@ Deno.test("MachineRegistry.reports() lists each machine's apps as the status mes
       generation: 2,
       state: "downloading",
       detail: "3/10 chunks, 3.0/10.0 MiB",
+      connected: true,
     },
     {
       machine_id: "m2",
@@ -42,6 +51,7 @@ Deno.test("MachineRegistry.reports() lists each machine's apps as the status mes
       generation: 2,
       state: "failed",
       detail: "health check failed: 503",
+      connected: true,
     },
   ]);
 });
@@ -55,7 +65,10 @@ Deno.test("MachineRegistry keeps reporting a disconnected machine for the grace 
   assert.equal(r.connectedCount, 0);
   now = 900;
   r.prune();
-  assert.equal(r.reports().length, 1);
+  assert.deepEqual(
+    r.reports().map((m) => m.connected),
+    [false],
+  );
   now = 1100;
   r.prune();
   assert.equal(r.reports().length, 0);

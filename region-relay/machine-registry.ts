@@ -102,6 +102,7 @@ export class MachineRegistry {
           generation: a.generation,
           state: a.state,
           detail: detailOf(a),
+          connected: m.connected,
         });
       }
     }

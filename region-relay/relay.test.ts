@@ -155,7 +155,15 @@ Deno.test("relay: agents get the signed goals verbatim on hello and on every cha
     type: "status",
     relay_id: "relay-a",
     machines: [
-      { machine_id: "m1", app: "web", build_id: 11, generation: 2, state: "healthy", detail: null },
+      {
+        machine_id: "m1",
+        app: "web",
+        build_id: 11,
+        generation: 2,
+        state: "healthy",
+        detail: null,
+        connected: true,
+      },
     ],
   });
   assert.deepEqual(cp.relayMessages[0], {

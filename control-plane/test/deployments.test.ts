@@ -22,7 +22,7 @@ beforeAll(async () => {
   builder = await mintToken("builder");
   for (const r of ["us-east", "eu-west", "ap-south"])
     relays[r] = await mintToken("relay", { region: r });
-  for (const app of ["shop", "blog", "race"]) await registerApp(admin, app);
+  for (const app of ["shop", "blog", "race", "cart"]) await registerApp(admin, app);
   verifier = await Verifier.fromPublicKeys(testEnv.TEST_SIGNING_PUBLIC_KEY!);
 });
 
@@ -298,6 +298,73 @@ describe("rollout progress", () => {
     const machines = await call("GET", "/v1/machines?region=eu-west&app=shop", { token: builder });
     expect(machines.body.machines.map((m: any) => m.machine_id).sort()).toEqual(["m1", "m2", "m3"]);
     ws.close();
+  });
+});
+
+describe("progress from several relays", () => {
+  it("counts each machine once: from the relay it is connected to, not the one it left", async () => {
+    const id = await deployableBuild("cart");
+    const d = (await deploy("cart", id)).body;
+    const a = await subscribe("ap-south");
+    const b = await subscribe("ap-south");
+    a.send(JSON.stringify({ type: "hello", relay_id: "relay-ap-1", url: "ws://127.0.0.1:1" }));
+    b.send(JSON.stringify({ type: "hello", relay_id: "relay-ap-2", url: "ws://127.0.0.1:2" }));
+    const machine = (machine_id: string, state: string, connected?: boolean) => ({
+      machine_id,
+      app: "cart",
+      build_id: id,
+      generation: d.generation,
+      state,
+      ...(connected === undefined ? {} : { connected }),
+    });
+    // m3 moved from relay 1 to relay 2: relay 1 still reports its last state, as away.
+    a.send(
+      JSON.stringify({
+        type: "status",
+        relay_id: "relay-ap-1",
+        machines: [
+          machine("m1", "healthy"),
+          machine("m2", "healthy"),
+          machine("m3", "downloading", false),
+        ],
+      }),
+    );
+    b.send(
+      JSON.stringify({
+        type: "status",
+        relay_id: "relay-ap-2",
+        machines: [machine("m3", "healthy", true), machine("m4", "downloading", true)],
+      }),
+    );
+    let ap: any;
+    await waitFor(async () => {
+      const r = await call("GET", `/v1/deployments/${d.id}`, { token: builder });
+      ap = r.body.regions.find((x: any) => x.region === "ap-south");
+      return ap.machines === 4;
+    });
+    expect(ap.counts).toMatchObject({ healthy: 3, downloading: 1, pending: 0, failed: 0 });
+    // Relay 1 reporting again (later than relay 2) does not bring m3's old state back.
+    a.send(
+      JSON.stringify({
+        type: "status",
+        relay_id: "relay-ap-1",
+        machines: [
+          machine("m1", "healthy"),
+          machine("m2", "healthy"),
+          machine("m3", "downloading", false),
+        ],
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const again = await call("GET", `/v1/deployments/${d.id}`, { token: builder });
+    const ap2 = again.body.regions.find((x: any) => x.region === "ap-south");
+    expect(ap2.machines).toBe(4);
+    expect(ap2.counts).toMatchObject({ healthy: 3, downloading: 1 });
+    const listed = await call("GET", "/v1/machines?region=ap-south&app=cart", { token: builder });
+    const m3 = listed.body.machines.filter((m: any) => m.machine_id === "m3");
+    expect(m3.map((m: any) => [m.relay_id, m.state])).toEqual([["relay-ap-2", "healthy"]]);
+    a.close();
+    b.close();
   });
 });
 

@@ -13,6 +13,8 @@ const Machine = z.strictObject({
   generation: z.int().min(0).nullable(),
   state: z.enum(MACHINE_STATES),
   detail: z.string().max(1024).nullable().optional(),
+  /** False while the machine is away from this relay; relays before it said nothing. */
+  connected: z.boolean().optional(),
 });
 export type MachineReport = z.infer<typeof Machine>;
 
@@ -74,7 +76,11 @@ export interface RegionSummary {
   machines: MachineView[];
 }
 
-/** Every machine the region's relays reported, marked unreachable when its relay went quiet. */
+/**
+ * Every machine the region's relays reported, marked unreachable when its relay went quiet.
+ * A machine that moved to another relay is still reported by the old one for a while: each
+ * (machine, app) is counted once, from the relay it is connected to, else the freshest report.
+ */
 export function summarize(reports: RelayReport[], now: number): RegionSummary {
   const relays = reports.map((r) => ({
     relay_id: r.relay_id,
@@ -83,13 +89,23 @@ export function summarize(reports: RelayReport[], now: number): RegionSummary {
     last_report_at: new Date(r.at).toISOString(),
     stale: now - r.at > REPORT_STALE_MS,
   }));
-  const machines = reports.flatMap((r) =>
-    r.machines.map((m) => ({
-      ...m,
-      relay_id: r.relay_id,
-      reachable: now - r.at <= REPORT_STALE_MS,
-      reported_at: new Date(r.at).toISOString(),
-    })),
-  );
-  return { relays, machines };
+  const best = new Map<string, { view: MachineView; rank: number; at: number }>();
+  for (const r of reports) {
+    const reachable = now - r.at <= REPORT_STALE_MS;
+    for (const m of r.machines) {
+      // Connected through a live relay beats away, which beats a relay gone quiet.
+      const rank = (reachable ? 2 : 0) + (m.connected === false ? 0 : 1);
+      const key = `${m.machine_id}\n${m.app}`;
+      const prior = best.get(key);
+      if (prior && (prior.rank > rank || (prior.rank === rank && prior.at >= r.at))) continue;
+      const view = {
+        ...m,
+        relay_id: r.relay_id,
+        reachable,
+        reported_at: new Date(r.at).toISOString(),
+      };
+      best.set(key, { view, rank, at: r.at });
+    }
+  }
+  return { relays, machines: [...best.values()].map((b) => b.view) };
 }
