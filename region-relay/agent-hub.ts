@@ -56,6 +56,11 @@ export class AgentHub {
   }
 
   /** Takes over an upgraded socket. */
+  /** Connections held now, said hello or not. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
   accept(socket: WebSocket, remote: string): void {
     const session: Session = { socket, remote, machineId: null, lastSeen: Date.now() };
     this.#sessions.add(session);

@@ -35,6 +35,11 @@ export interface Config {
   tokenTtlMs: number;
   /** Upstream chunk reads in flight at once. Default 8 (--upstream-concurrency). */
   upstreamConcurrency: number;
+  /**
+   * Agent connections held at once; past it a new one gets 503 and its agent fails over to
+   * the region's next relay. Default 10,000 (--max-agents).
+   */
+  maxAgents: number;
 }
 
 export class ConfigError extends Error {
@@ -58,6 +63,7 @@ export const USAGE = `deno task region-relay --url URL --region REGION [options]
   --public-key KEY           control plane's public key (FLEETSHIP_PUBLIC_KEY; default: fetched once)
   --token-ttl-s S            how long a checked agent token is trusted (default 300)
   --upstream-concurrency N   chunk reads from the control plane in flight (default 8)
+  --max-agents N             agent connections held at once, past it 503 (default 10000)
   --help`;
 
 const OPTIONS = {
@@ -73,6 +79,7 @@ const OPTIONS = {
   "public-key": { type: "string" },
   "token-ttl-s": { type: "string" },
   "upstream-concurrency": { type: "string" },
+  "max-agents": { type: "string" },
   help: { type: "boolean" },
 } as const;
 
@@ -145,6 +152,14 @@ export function parseConfig(
       problems,
       1,
       256,
+    ),
+    maxAgents: integer(
+      pick("max-agents", "FLEETSHIP_RELAY_MAX_AGENTS"),
+      10_000,
+      "--max-agents",
+      problems,
+      1,
+      1_000_000,
     ),
   };
   if (problems.length > 0) throw new ConfigError(problems);

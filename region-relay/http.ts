@@ -25,6 +25,8 @@ export interface HttpDeps {
   manifests: ManifestCache;
   metrics: Metrics;
   logger: Logger;
+  /** Agent connections held at once before new ones are refused (503). */
+  maxAgents: number;
   /** Extra fields for /healthz (upstream connection, goal version). */
   health: () => Record<string, unknown>;
 }
@@ -99,6 +101,16 @@ async function authenticate(request: Request, deps: HttpDeps): Promise<Response 
 function upgrade(request: Request, info: { remoteAddr: Deno.Addr }, deps: HttpDeps): Response {
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     return problem(426, "upgrade_required", "GET /v1/agent is a WebSocket");
+  }
+  if (deps.hub.size >= deps.maxAgents) {
+    deps.metrics.inc("relay_agents_refused_total");
+    const response = problem(
+      503,
+      "relay_full",
+      `relay ${deps.relayId} holds ${deps.maxAgents} agents; connect to another relay of ${deps.region}`,
+    );
+    response.headers.set("Retry-After", "30");
+    return response;
   }
   // Read before upgrading: afterwards the request counts as closed and remoteAddr throws.
   const addr = info.remoteAddr;

@@ -36,7 +36,12 @@ function goal(generation: number, buildId: number): GoalDocument {
   };
 }
 
-async function relayFor(cp: FakeControlPlane, dir: string, kv: Deno.Kv): Promise<RunningRelay> {
+async function relayFor(
+  cp: FakeControlPlane,
+  dir: string,
+  kv: Deno.Kv,
+  maxAgents = 100,
+): Promise<RunningRelay> {
   const config: Config = {
     url: cp.url,
     token: RELAY_TOKEN,
@@ -50,6 +55,7 @@ async function relayFor(cp: FakeControlPlane, dir: string, kv: Deno.Kv): Promise
     publicKey: keys.publicKey,
     tokenTtlMs: 60_000,
     upstreamConcurrency: 4,
+    maxAgents,
   };
   const upstream = httpUpstream({
     url: cp.url,
@@ -290,6 +296,42 @@ Deno.test("relay: restarted with the control plane down, it serves known agents 
   assert.deepEqual(goalsOf(again.received)[0]?.goals, [g1]);
   await again.close();
   await relay.stop();
+  kv.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("relay: past --max-agents a new agent gets 503 relay_full, and a freed place is taken again", async () => {
+  const cp = new FakeControlPlane();
+  cp.setGoals([await signGoal(signer, goal(1, 10))]);
+  const dir = await Deno.makeTempDir();
+  const kv = await Deno.openKv(":memory:");
+  const relay = await relayFor(cp, dir, kv, 1);
+  const first = await agentSocket(relay, "m1");
+  const refused = await fetch(`http://127.0.0.1:${relay.port}/v1/agent`, {
+    headers: {
+      Authorization: `Bearer ${AGENT_TOKEN}`,
+      Upgrade: "websocket",
+      Connection: "Upgrade",
+      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+      "Sec-WebSocket-Version": "13",
+    },
+  });
+  assert.equal(refused.status, 503);
+  assert.equal(refused.headers.get("Retry-After"), "30");
+  assert.equal((await refused.json()).error.code, "relay_full");
+  await assert.rejects(agentSocket(relay, "m2"));
+  const metrics = await (await fetch(`http://127.0.0.1:${relay.port}/metrics`)).text();
+  assert.match(metrics, /relay_agents_refused_total\{[^}]*\} 2/);
+  await first.close();
+  let again: Awaited<ReturnType<typeof agentSocket>> | null = null;
+  for (let i = 0; i < 50 && !again; i++) {
+    again = await agentSocket(relay, "m2").catch(() => null);
+    if (!again) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(again, "the freed place was not taken again");
+  await again.close();
+  await relay.stop();
+  await cp.close();
   kv.close();
   await Deno.remove(dir, { recursive: true });
 });

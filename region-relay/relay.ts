@@ -111,6 +111,7 @@ export async function startRelay(config: Config, deps: RelayDeps): Promise<Runni
       manifests,
       metrics,
       logger,
+      maxAgents: config.maxAgents,
       health: () => ({
         upstream_connected: feed?.connected ?? false,
         goal_version: goals.current.version,
