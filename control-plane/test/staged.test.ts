@@ -38,6 +38,8 @@ async function deployableBuild(app: string): Promise<number> {
 class Fleet {
   sockets: Record<string, WebSocket> = {};
   running: Record<string, Record<string, number>> = {};
+  /** Every build a machine of the region was ever told to run, healthy or not. */
+  tried: Record<string, Set<number>> = {};
   bad = new Set<number>();
 
   constructor(readonly app: string) {}
@@ -74,6 +76,8 @@ class Fleet {
         let want = goal?.build_id ?? this.running[region]![id]!;
         if (goal?.canary && canaryBucket(id, goal.deployment_id) < goal.canary.percent)
           want = goal.canary.build_id;
+        this.tried[region] ??= new Set();
+        this.tried[region].add(want);
         const failed = this.bad.has(want);
         if (!failed) this.running[region]![id] = want;
         machines.push({
@@ -164,17 +168,19 @@ describe("staged rollouts", () => {
     expect(usEast.filter((x) => x === b).length).toBeGreaterThan(0);
     expect(usEast.filter((x) => x === a).length).toBeGreaterThan(0);
     expect(fleet.builds("eu-west").every((x) => x === a)).toBe(true);
-    const order: string[] = [];
-    for (let i = 0; i < 12 && view.status === "ROLLING"; i++) {
+    // The tick at which each region's first machine ran the new build: strictly in order.
+    const movedAt: Record<string, number> = { "us-east": 0 };
+    for (let i = 1; i <= 12 && view.status === "ROLLING"; i++) {
       view = await tick(d.id, fleet);
-      const current = view.waves.find((w: any) => w.status === "rolling" || w.status === "baking");
-      if (current && order.at(-1) !== current.name) order.push(current.name);
-      if (current?.name === "us-east")
-        expect(fleet.builds("ap-south").every((x) => x === a)).toBe(true);
+      for (const r of REGIONS) {
+        if (movedAt[r] === undefined && fleet.builds(r).includes(b)) movedAt[r] = i;
+      }
     }
     expect(view.status).toBe("SUCCEEDED");
     expect(view.waves.every((w: any) => w.status === "passed")).toBe(true);
-    expect(order).toEqual(["us-east", "eu-west", "ap-south"].filter((r) => order.includes(r)));
+    expect(Object.keys(movedAt).sort()).toEqual([...REGIONS].sort());
+    expect(movedAt["us-east"]!).toBeLessThan(movedAt["eu-west"]!);
+    expect(movedAt["eu-west"]!).toBeLessThan(movedAt["ap-south"]!);
     for (const r of REGIONS) expect(fleet.builds(r).every((x) => x === b)).toBe(true);
     fleet.close();
   });
@@ -223,6 +229,10 @@ describe("staged rollouts", () => {
       /^canary in us-east failed health: \d+\/\d+ machines; rolled back automatically$/,
     );
     for (const r of REGIONS) expect(fleet.builds(r).every((x) => x === a)).toBe(true);
+    // The canary tried it (and failed); no machine of another region was ever told to.
+    expect(fleet.tried["us-east"]!.has(b)).toBe(true);
+    expect(fleet.tried["eu-west"]!.has(b)).toBe(false);
+    expect(fleet.tried["ap-south"]!.has(b)).toBe(false);
     const goal = (await call("GET", "/v1/goal", { token: deployer })).body.apps.bad;
     for (const r of REGIONS) expect(goal.regions[r]).toMatchObject({ build_id: a, canary: null });
     expect(goal.generation).toBeGreaterThan(d.generation);
