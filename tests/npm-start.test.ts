@@ -99,6 +99,8 @@ describe("npm start (the whole system)", () => {
     expect(answers).toEqual(Array(9).fill(String(latest.build_id)));
     expect(local.regions.map((r: { relays: string[] }) => r.relays.length)).toEqual([2, 2, 2]);
 
+    // What the check below looks for is there while it runs (relays, agents, apps, workerd).
+    expect((await processesUnder(dataDir)).length).toBeGreaterThanOrEqual(9);
     child.kill("SIGINT");
     const code = await Promise.race([
       exited,
