@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { chunkStream } from "../../protocol/chunker.ts";
 import { type ChunkerParams, DEFAULT_CHUNKER_PARAMS } from "../../protocol/chunker-params.ts";
 import { sha256Hex } from "../../protocol/hash.ts";
+import { seededRandom } from "../../protocol/test-support.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -24,16 +25,7 @@ const MiB = 1024 * 1024;
 const total = Number(values["size-mib"]) * MiB;
 const fileCount = Number(values.files);
 
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = generator(Number(values.seed));
+const random = seededRandom(Number(values.seed));
 
 function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);

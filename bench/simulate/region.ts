@@ -15,6 +15,7 @@
  */
 
 import { pickPiece } from "../../agent-deno/piece-picker.ts";
+import { seededRandom } from "../../protocol/test-support.ts";
 import { Tracker } from "../../region-relay/tracker.ts";
 
 export interface SimParams {
@@ -119,20 +120,8 @@ class Events {
   }
 }
 
-/** mulberry32: a small seeded generator, so a run can be repeated. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function simulateRegion(p: SimParams): RegionResult {
-  const random = seeded(p.seed * 7919 + p.region);
+  const random = seededRandom(p.seed * 7919 + p.region);
   const n = p.agents;
   const P = p.pieces;
   const bitBytes = Math.ceil(P / 8);

@@ -13,21 +13,12 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { generateSigningKeys } from "../../protocol/signing.ts";
+import { seededRandom } from "../../protocol/test-support.ts";
 import { type LibsqlServer, startLibsqlServer } from "./libsql.ts";
 import { DENO, freePort, ROOT } from "./stack.ts";
 
-/** mulberry32: a small seeded PRNG, so a failing seed can be rerun exactly. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
+/** A seeded PRNG, so a failing seed can be rerun exactly. */
+export const prng = seededRandom;
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function hex(n: number): string {
