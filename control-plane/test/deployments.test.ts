@@ -318,17 +318,19 @@ describe("progress from several relays", () => {
       ...(connected === undefined ? {} : { connected }),
     });
     // m3 moved from relay 1 to relay 2: relay 1 still reports its last state, as away.
-    a.send(
-      JSON.stringify({
-        type: "status",
-        relay_id: "relay-ap-1",
-        machines: [
-          machine("m1", "healthy"),
-          machine("m2", "healthy"),
-          machine("m3", "downloading", false),
-        ],
-      }),
-    );
+    const fromRelay1 = () =>
+      a.send(
+        JSON.stringify({
+          type: "status",
+          relay_id: "relay-ap-1",
+          machines: [
+            machine("m1", "healthy"),
+            machine("m2", "healthy"),
+            machine("m3", "downloading", false),
+          ],
+        }),
+      );
+    fromRelay1();
     b.send(
       JSON.stringify({
         type: "status",
@@ -344,17 +346,7 @@ describe("progress from several relays", () => {
     });
     expect(ap.counts).toMatchObject({ healthy: 3, downloading: 1, pending: 0, failed: 0 });
     // Relay 1 reporting again (later than relay 2) does not bring m3's old state back.
-    a.send(
-      JSON.stringify({
-        type: "status",
-        relay_id: "relay-ap-1",
-        machines: [
-          machine("m1", "healthy"),
-          machine("m2", "healthy"),
-          machine("m3", "downloading", false),
-        ],
-      }),
-    );
+    fromRelay1();
     await new Promise((r) => setTimeout(r, 300));
     const again = await call("GET", `/v1/deployments/${d.id}`, { token: builder });
     const ap2 = again.body.regions.find((x: any) => x.region === "ap-south");
