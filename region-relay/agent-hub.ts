@@ -55,12 +55,12 @@ export class AgentHub {
     this.#sweeper = setInterval(() => this.#sweep(), 5_000);
   }
 
-  /** Takes over an upgraded socket. */
   /** Connections held now, said hello or not. */
   get size(): number {
     return this.#sessions.size;
   }
 
+  /** Takes over an upgraded socket. */
   accept(socket: WebSocket, remote: string): void {
     const session: Session = { socket, remote, machineId: null, lastSeen: Date.now() };
     this.#sessions.add(session);

@@ -166,7 +166,7 @@ export class Tracker {
     const maxPeers = this.#o.maxPeers ?? 12;
     const useful: string[] = [];
     const rest: string[] = [];
-    const complete = own !== undefined && (swarm?.complete(machineId) ?? false);
+    const complete = swarm?.complete(machineId) ?? false;
     // The sample comes in random order, so no one peer is everybody's first choice.
     for (const other of swarm && !complete
       ? this.#sample(swarm, this.#o.sample ?? 8 * maxPeers)

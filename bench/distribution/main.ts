@@ -57,34 +57,20 @@ try {
   fillPseudoRandom(artifact, 42);
   artifact.set(new TextEncoder().encode("#!/bin/sh\nexec sleep 100000\n"));
   const region = { mesh: "us-east", "relay-only": "eu-west" } as const;
+  // Every mode gets the same agents, artifact and links.
+  const common = {
+    agents,
+    artifact,
+    limitMiBs: limit,
+    uploadLimitMiBs: uploadLimit,
+    work,
+    timeoutMs: Number(values["timeout-s"]) * 1000,
+  };
   for (const mode of modes) {
-    if (mode === "webtorrent") {
-      results.push(
-        await runWebtorrent({
-          agents,
-          artifact,
-          limitMiBs: limit,
-          uploadLimitMiBs: uploadLimit,
-          work,
-          timeoutMs: Number(values["timeout-s"]) * 1000,
-        }),
-      );
-      continue;
-    }
     results.push(
-      await runMode({
-        mode,
-        stack,
-        secret,
-        region: region[mode],
-        agents,
-        artifact,
-        limitMiBs: limit,
-        uploadLimitMiBs: uploadLimit,
-        work,
-        timeoutMs: Number(values["timeout-s"]) * 1000,
-        started,
-      }),
+      mode === "webtorrent"
+        ? await runWebtorrent(common)
+        : await runMode({ ...common, mode, stack, secret, region: region[mode], started }),
     );
   }
 } finally {

@@ -5,7 +5,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { freePort } from "../../tests/support/stack.ts";
 import { type ProcStats, procStats, spentSince } from "./proc-stats.ts";
-import type { ModeResult } from "./run-mode.ts";
+import type { ModeOptions, ModeResult } from "./run-mode.ts";
 
 const NODE = new URL("../../node_modules/node/bin/node", import.meta.url).pathname;
 const PEER = new URL("./webtorrent-peer.cjs", import.meta.url).pathname;
@@ -96,14 +96,11 @@ class NodePeer {
   }
 }
 
-export interface WebtorrentOptions {
-  agents: number;
-  artifact: Uint8Array;
-  limitMiBs: number;
-  uploadLimitMiBs: number | null;
-  work: string;
-  timeoutMs: number;
-}
+/** The links and the artifact are the other modes'; the rest (stack, relay, region) is ours. */
+export type WebtorrentOptions = Pick<
+  ModeOptions,
+  "agents" | "artifact" | "limitMiBs" | "uploadLimitMiBs" | "work" | "timeoutMs"
+>;
 
 export async function runWebtorrent(
   o: WebtorrentOptions,

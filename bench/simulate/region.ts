@@ -152,7 +152,6 @@ export function simulateRegion(p: SimParams): RegionResult {
   const done = new Int32Array(n);
   const picks = new Int32Array(n);
   const alive = new Uint8Array(n).fill(1);
-  const started = new Uint8Array(n);
   const finishedAt = new Float64Array(n).fill(Number.NaN);
   const uploadFree = new Float64Array(n);
   const downloadFree = new Float64Array(n);
@@ -368,9 +367,6 @@ export function simulateRegion(p: SimParams): RegionResult {
     if (simNow > p.horizonS) break;
     switch (e.kind) {
       case KIND_START:
-        started[e.agent] = 1;
-        idle(e.agent);
-        break;
       case KIND_IDLE:
         idle(e.agent);
         break;
