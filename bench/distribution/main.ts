@@ -3,6 +3,8 @@
 // bittorrent-tracker from npm, under the project's Node) side by side. Every agent's download
 // is limited to B by its own token bucket (no tc/network namespaces here), in the mesh its
 // upload to peers too; webtorrent peers get the same B through webtorrent's own throttles.
+// Beside them, the floor: the CPU per GiB of the verify/write/re-hash work every agent must do,
+// measured in this process (floor.ts).
 //
 //   sh dev/deno.sh run -A bench/distribution/main.ts [--agents 24] [--size-mib 256]
 //     [--limit-mib-s 4] [--upload-limit-mib-s B|none] [--modes mesh,relay-only,webtorrent]
@@ -16,6 +18,7 @@ import { parseArgs } from "node:util";
 import { fillPseudoRandom } from "../../protocol/test-support.ts";
 import { type DenoProcess, enrollmentSecret } from "../../tests/support/relay-agent.ts";
 import { startStack } from "../../tests/support/stack.ts";
+import { type Floor, measureFloor } from "./floor.ts";
 import { type ModeResult, runMode } from "./run-mode.ts";
 import { runWebtorrent } from "./run-webtorrent.ts";
 
@@ -49,6 +52,7 @@ const stopAll = async () => {
 Deno.addSignalListener("SIGINT", () => void stopAll().then(() => Deno.exit(130)));
 
 const results: ModeResult[] = [];
+let floor: Floor | null = null;
 const began = Date.now();
 try {
   stack = await startStack();
@@ -56,6 +60,8 @@ try {
   const artifact = new Uint8Array(sizeMiB * 1024 * 1024);
   fillPseudoRandom(artifact, 42);
   artifact.set(new TextEncoder().encode("#!/bin/sh\nexec sleep 100000\n"));
+  // The CPU no agent can skip for this artifact, measured here in the same run (floor.ts).
+  floor = await measureFloor(artifact, work);
   const region = { mesh: "us-east", "relay-only": "eu-west" } as const;
   // Every mode gets the same agents, artifact and links.
   const common = {
@@ -101,6 +107,14 @@ for (const r of results) {
     `| ${r.mode} | ${s(r.allMs)} | ${s(q(r.finishesMs, 0.5))} | ${s(q(r.finishesMs, 0.99))} | ${idealS.toFixed(1)} | ${(r.allMs / 1000 / idealS).toFixed(2)} | ${n(r.relayBytes / (sizeMiB * 1024 * 1024))} | ${n(r.upstreamReads, 0)} / ${r.chunks} | ${n(r.peerPieces, 0)} / ${n(r.relayPieces, 0)} | ${n(c.cpuPerGiB)} | ${n(c.peakRss, 0)} |`,
   );
 }
+if (floor) {
+  console.log(
+    `| floor (verify, write, read back, whole-file hash; no network) | | | | | | | | | ${n(floor.perGiB)} | |`,
+  );
+  console.log(
+    `\nFloor per GiB: chunk sha256 ${n(floor.hashS / gib)} + write and fsync ${n(floor.writeS / gib)} + read back ${n(floor.readBackS / gib)} + whole-file sha256 ${n(floor.wholeHashS / gib)} CPU-s: an agent spends this before a byte crosses a socket.`,
+  );
+}
 for (const r of results) {
   const c = cost(r);
   console.log(
@@ -116,6 +130,11 @@ for (const r of results) {
       cpu_s_per_gib: +c.cpuPerGiB.toFixed(2),
       peak_rss_mib: Math.round(c.peakRss),
     }),
+  );
+}
+if (floor) {
+  console.log(
+    JSON.stringify({ mode: "floor", size_mib: sizeMiB, cpu_s_per_gib: +floor.perGiB.toFixed(2) }),
   );
 }
 console.log(`\nRun took ${s(Date.now() - began)} s.`);

@@ -285,6 +285,8 @@ export const RELAY_FLAGS = [
 ];
 export const AGENT_FLAGS = [
   "run",
+  // Profiling a bench or test agent: BENCH_AGENT_V8_FLAGS=--perf-basic-prof (docs/benchmarks.md).
+  ...(process.env.BENCH_AGENT_V8_FLAGS ? [`--v8-flags=${process.env.BENCH_AGENT_V8_FLAGS}`] : []),
   "--unstable-kv",
   "--allow-net",
   "--allow-read",
