@@ -4,7 +4,7 @@
  * answer wins), and from the relay only when no peer in reach has it or the peers failed.
  * The download follows this source's order (piece-picker.ts). What the agent holds is told to
  * its peers (`have` frames) and to the relay's tracker (`have` reports, answered with `peers`:
- * whom to connect to, with tickets). A peer whose bytes fail verification is banned for good,
+ * whom to connect to, with tickets; asked for only while it has room for more peers). A peer whose bytes fail verification is banned for good,
  * logged (`peer:banned`) and reported to the relay. Every byte received counts against the
  * download rate limit, every byte sent against the upload limit.
  */
@@ -281,7 +281,11 @@ export class Mesh implements PieceSource {
   #report(all: boolean): void {
     if (!this.enabled) return;
     for (const b of this.builds.all()) {
-      if (b.active || all) this.#o.sendToRelay(encodeHave(b.buildId, b.sizes.length, b.done));
+      if (b.active || all) {
+        // Peers are asked for only while there is room for more and a download to use them.
+        const want = b.active && this.#sessions.size < (this.#o.maxPeers ?? 12);
+        this.#o.sendToRelay(encodeHave(b.buildId, b.sizes.length, b.done, want));
+      }
     }
   }
 }

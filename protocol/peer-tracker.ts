@@ -8,8 +8,14 @@ import { MACHINE_ID_PATTERN } from "./relay-messages.ts";
 // that `protocol/relay-messages.ts` does not know, so an older relay or agent passes them up
 // as `unknown` and ignores them: the mesh is an addition, never a requirement.
 //
-//   agent → relay  {type:"have", build_id, chunks, bitfield}   what it holds of a build
-//   relay → agent  {type:"peers", build_id, peer_key, peers}   whom to ask, and its own key
+//   agent → relay  {type:"have", build_id, chunks, bitfield, want_peers?}   what it holds
+//   relay → agent  {type:"peers", build_id, peer_key, peers, seed}   whom to ask, its own key
+//
+// Every `have` is answered. `want_peers: false` says the agent has all the peers it can use:
+// the answer then lists none (it still carries the key and the chunks to seed), which spares
+// the relay the sampling and the HMAC tickets of a full answer. Absent means true (agents
+// from before the field). Relays must be upgraded before agents: an older relay's strict
+// schema refuses the field.
 //
 // Peer authentication trusts the relay: the relay gives each connected agent a random
 // `peer_key` (per relay session) and, with every peer it hands out, a `ticket` =
@@ -32,6 +38,8 @@ export const haveReportSchema = z.strictObject({
     .max(1 << 20),
   /** LSB-first bits, base64 (as in `protocol/peer-wire.ts`). */
   bitfield: base64.max(180_000),
+  /** False: the agent has all the peers it can use; answer without peers. Default true. */
+  want_peers: z.boolean().optional(),
 });
 
 export const peerEntrySchema = z.strictObject({
@@ -77,14 +85,25 @@ export function ticketValid(key: Uint8Array, machineId: string, ticket: string):
   return diff === 0;
 }
 
-export function encodeHave(buildId: number, chunks: number, bits: Uint8Array): string {
-  return JSON.stringify({ type: "have", build_id: buildId, chunks, bitfield: toBase64(bits) });
+export function encodeHave(
+  buildId: number,
+  chunks: number,
+  bits: Uint8Array,
+  wantPeers = true,
+): string {
+  return JSON.stringify({
+    type: "have",
+    build_id: buildId,
+    chunks,
+    bitfield: toBase64(bits),
+    ...(wantPeers ? {} : { want_peers: false }),
+  });
 }
 
 /** A `have` the relay got, with its bitfield decoded and sized; null when malformed. */
 export function parseHave(
   value: unknown,
-): { buildId: number; chunks: number; bits: Uint8Array } | null {
+): { buildId: number; chunks: number; bits: Uint8Array; wantPeers: boolean } | null {
   const parsed = haveReportSchema.safeParse(value);
   if (!parsed.success) return null;
   let bits: Uint8Array;
@@ -94,7 +113,12 @@ export function parseHave(
     return null;
   }
   if (bits.length !== Math.ceil(parsed.data.chunks / 8)) return null;
-  return { buildId: parsed.data.build_id, chunks: parsed.data.chunks, bits };
+  return {
+    buildId: parsed.data.build_id,
+    chunks: parsed.data.chunks,
+    bits,
+    wantPeers: parsed.data.want_peers ?? true,
+  };
 }
 
 export function parsePeers(value: unknown): PeersMessage | null {

@@ -1,7 +1,7 @@
 /**
  * The tracker's side of the agent WebSocket: a `have` report updates the tracker and is
- * answered with a fresh `peers` message for that build (agents report every second or so while
- * downloading, which is also how they ask for new peers). Malformed reports are counted and
+ * answered with a `peers` message for that build (agents report twice a second while
+ * downloading), listing fresh peers unless the report said `want_peers: false`. Malformed reports are counted and
  * dropped. A `peer_bad` report (an agent got wrong bytes from a peer) makes the tracker stop
  * handing that peer out.
  */
@@ -35,7 +35,7 @@ export function meshHandler(o: MeshHandlerOptions): {
       }
       o.metrics.inc("relay_have_reports_total");
       o.tracker.report(machineId, have);
-      const peers = o.tracker.peersFor(machineId, have.buildId);
+      const peers = o.tracker.peersFor(machineId, have.buildId, { peers: have.wantPeers });
       if (o.send(machineId, JSON.stringify(peers))) o.metrics.inc("relay_peer_lists_sent_total");
     },
   };

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { fromBase64 } from "../protocol/encoding.ts";
-import { parseHave, peersMessageSchema, ticketValid } from "../protocol/peer-tracker.ts";
+import {
+  encodeHave,
+  parseHave,
+  peersMessageSchema,
+  ticketValid,
+} from "../protocol/peer-tracker.ts";
 import { Tracker } from "./tracker.ts";
 
 const url = (id: string) => `ws://127.0.0.1:1/${id}`;
@@ -39,6 +44,31 @@ Deno.test("Tracker tickets verify under the peer's key and only for the requeste
   assert(!ticketValid(keyB, "x", ticket));
   tracker.forget("b");
   assert.deepEqual(tracker.peersFor("a", 1).peers, []);
+});
+
+Deno.test("A have with want_peers: false is answered with the key and seeds, no peers", () => {
+  const tracker = new Tracker({ peerUrl: url, maxSeeds: 2 });
+  tracker.report("b", { buildId: 4, chunks: 8, bits: bits(8, [0, 1]) });
+  tracker.peersFor("b", 4);
+  const have = parseHave(JSON.parse(encodeHave(4, 8, bits(8, []), false)));
+  assert.equal(have?.wantPeers, false);
+  tracker.report("a", have!);
+  const full = parseHave(JSON.parse(encodeHave(4, 8, bits(8, []))));
+  assert.equal(full?.wantPeers, true);
+  const quiet = tracker.peersFor("a", 4, { peers: have!.wantPeers });
+  assert(peersMessageSchema.safeParse(quiet).success);
+  assert.deepEqual(quiet.peers, []);
+  assert.equal(quiet.seed.length, 2); // chunks nobody holds, still assigned
+  assert(quiet.seed.every((i) => i >= 2));
+  assert.equal(quiet.peer_key, tracker.peersFor("a", 4).peer_key); // the same session key
+  assert.deepEqual(
+    tracker.peersFor("a", 4).peers.map((p) => p.machine_id),
+    ["b"],
+  );
+  assert.equal(
+    parseHave({ type: "have", build_id: 4, chunks: 8, bitfield: "AA==", want_peers: "no" }),
+    null,
+  );
 });
 
 Deno.test("parseHave() refuses a bitfield of the wrong size", () => {

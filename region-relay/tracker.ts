@@ -158,9 +158,10 @@ export class Tracker {
   /**
    * The `peers` message for `machineId` about `buildId`: up to maxPeers from a random sample,
    * those holding a chunk it lacks first. A machine that holds every chunk gets none (it only
-   * serves), but still its peer key.
+   * serves), but still its peer key. With `peers: false` (the agent has all the peers it can
+   * use) the list is empty and nothing is sampled or signed; the seed list is still there.
    */
-  peersFor(machineId: string, buildId: number): PeersMessage {
+  peersFor(machineId: string, buildId: number, o: { peers?: boolean } = {}): PeersMessage {
     const swarm = this.#builds.get(buildId);
     const own = swarm?.holdings.get(machineId);
     const maxPeers = this.#o.maxPeers ?? 12;
@@ -168,7 +169,7 @@ export class Tracker {
     const rest: string[] = [];
     const complete = swarm?.complete(machineId) ?? false;
     // The sample comes in random order, so no one peer is everybody's first choice.
-    for (const other of swarm && !complete
+    for (const other of swarm && !complete && o.peers !== false
       ? this.#sample(swarm, this.#o.sample ?? 8 * maxPeers)
       : []) {
       if (useful.length >= maxPeers) break;

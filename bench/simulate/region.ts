@@ -217,7 +217,10 @@ export function simulateRegion(p: SimParams): RegionResult {
       chunks: P,
       bits: bits.slice(a * bitBytes, (a + 1) * bitBytes),
     });
-    const answer = tracker.peersFor(ids[a]!, 1);
+    // As mesh.ts does: peers are asked for only while there is room for more.
+    const answer = tracker.peersFor(ids[a]!, 1, {
+      peers: done[a] !== P && nbrs[a]!.length < p.maxPeers,
+    });
     trackerMs += performance.now() - t0;
     countMessage(r, 2);
     if (done[a] === P) return;
