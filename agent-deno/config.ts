@@ -46,6 +46,10 @@ export interface Config {
   downloadLimit: number | null;
   /** Bytes per second sent to peers, null for no limit (--upload-limit-mib-s). */
   uploadLimit: number | null;
+  /** How long a request to a peer may take before it is asked elsewhere. Default 10 s (--peer-timeout-ms). */
+  peerTimeoutMs: number;
+  /** How long a chunk no peer holds waits for one to get it before the relay is asked. Default 2 s (--relay-grace-ms). */
+  relayGraceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -75,6 +79,8 @@ export const USAGE = `fleetship-agent --region REGION --relay URL [--relay URL .
   --upload-slots N           pieces sent to peers at once (default 8)
   --download-limit-mib-s X   download rate limit, MiB/s (default none)
   --upload-limit-mib-s X     upload rate limit to peers, MiB/s (default none)
+  --peer-timeout-ms N        a request to a peer not answered by then goes elsewhere (default 10000)
+  --relay-grace-ms N         a chunk no peer holds waits this long for one before the relay (default 2000)
   --help`;
 
 const OPTIONS = {
@@ -96,6 +102,8 @@ const OPTIONS = {
   "upload-slots": { type: "string" },
   "download-limit-mib-s": { type: "string" },
   "upload-limit-mib-s": { type: "string" },
+  "peer-timeout-ms": { type: "string" },
+  "relay-grace-ms": { type: "string" },
   help: { type: "boolean" },
 } as const;
 
@@ -204,6 +212,20 @@ export function parseConfig(
     uploadLimit: rate(
       pick("upload-limit-mib-s", "FLEETSHIP_UPLOAD_LIMIT_MIB_S"),
       "--upload-limit-mib-s",
+    ),
+    peerTimeoutMs: int(
+      pick("peer-timeout-ms", "FLEETSHIP_PEER_TIMEOUT_MS"),
+      10_000,
+      "--peer-timeout-ms",
+      100,
+      600_000,
+    ),
+    relayGraceMs: int(
+      pick("relay-grace-ms", "FLEETSHIP_RELAY_GRACE_MS"),
+      2_000,
+      "--relay-grace-ms",
+      0,
+      600_000,
     ),
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -19,6 +19,8 @@ export interface AgentEventMap {
   "key:fetched": { warning: string };
   "relay:connected": { relay: string; relay_id: string };
   "peer:banned": { peer: string; digest: string; reason: string };
+  "peer:timeout": { peer: string; digest: string; ms: number; in_a_row: number };
+  "peer:dropped": { peer: string; reason: string; retry_in_ms: number };
   "mesh:listening": { port: number; peer_url: string };
   "mesh:finished": { peer_pieces: number; relay_pieces: number; banned: number };
   "relay:disconnected": { relay: string; reason: string; retry_in_ms: number };

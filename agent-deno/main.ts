@@ -116,8 +116,12 @@ const mesh =
         peers: config.peerPort !== null,
         maxPeers: config.maxPeers,
         uploadSlots: config.uploadSlots,
-        // Tests only (tests/mesh.test.ts): this agent serves its peers wrong bytes.
+        requestTimeoutMs: config.peerTimeoutMs,
+        relayGraceMs: config.relayGraceMs,
+        // Tests only (tests/mesh.test.ts): this agent serves its peers wrong bytes, or takes
+        // their requests and never answers.
         corruptUploads: Deno.env.get("FLEETSHIP_TEST_CORRUPT_UPLOADS") === "1",
+        stallUploads: Deno.env.get("FLEETSHIP_TEST_STALL_UPLOADS") === "1",
         ...(downloadLimit ? { downloadLimit } : {}),
         ...(uploadLimit ? { uploadLimit } : {}),
       })

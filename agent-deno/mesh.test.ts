@@ -57,3 +57,138 @@ Deno.test("Mesh with no room for peers reports what it holds without asking for 
     mesh.stop();
   }
 });
+
+/** A WebSocket stand-in: two ends in memory, frames delivered on a later macrotask. */
+class MemorySocket {
+  binaryType = "arraybuffer";
+  readyState: number = WebSocket.OPEN;
+  other!: MemorySocket;
+  onmessage: ((e: { data: ArrayBuffer }) => void) | null = null;
+  onclose: (() => void) | null = null;
+  onopen: (() => void) | null = null;
+  onerror: (() => void) | null = null;
+  send(frame: Uint8Array) {
+    const data = frame.slice().buffer;
+    setTimeout(() => this.other.onmessage?.({ data }), 0);
+  }
+  close() {
+    if (this.readyState === WebSocket.CLOSED) return;
+    this.readyState = this.other.readyState = WebSocket.CLOSED;
+    setTimeout(() => {
+      this.onclose?.();
+      this.other.onclose?.();
+    }, 0);
+  }
+  static pair(): [MemorySocket, MemorySocket] {
+    const a = new MemorySocket();
+    const b = new MemorySocket();
+    a.other = b;
+    b.other = a;
+    return [a, b];
+  }
+}
+
+function logged() {
+  const events: { event: string; fields: Record<string, unknown> }[] = [];
+  return {
+    events,
+    logger: {
+      log: (_level: string, event: string, fields: Record<string, unknown>) =>
+        events.push({ event, fields }),
+    } as unknown as typeof silentLogger,
+  };
+}
+
+Deno.test("Mesh asks another holder when a peer stalls, and drops a peer after 3 timeouts in a row", async () => {
+  const key = btoa(String.fromCharCode(...new Uint8Array(32).fill(7)));
+  const bytes = new Uint8Array(10).fill(1);
+  const good = { fetched: 0 };
+  const peers = new Map<string, Mesh>();
+  const { events, logger } = logged();
+  let connects = 0;
+  const holder = (id: string, stall: boolean) =>
+    new Mesh({
+      machineId: id,
+      relay,
+      logger: silentLogger,
+      sendToRelay: () => true,
+      stallUploads: stall,
+    });
+  // The stalled peer and the good one hold every chunk (a finished download of build 3).
+  for (const [id, stall] of [
+    ["stalled", true],
+    ["good", false],
+  ] as const) {
+    const m = holder(id, stall);
+    m.builds.add({ ...start, done: new Uint8Array([0b111]) });
+    // The good peer serves from memory instead of a file.
+    m.builds.read = () => {
+      if (!stall) good.fetched++;
+      return Promise.resolve(bytes.slice());
+    };
+    peers.set(id, m);
+  }
+  const mesh = new Mesh({
+    machineId: "m1",
+    relay,
+    logger,
+    sendToRelay: () => true,
+    requestTimeoutMs: 50,
+    relayGraceMs: 0,
+    connect: (url) => {
+      connects++;
+      const id = new URL(url).hostname;
+      const [mine, theirs] = MemorySocket.pair();
+      peers.get(id)!.accept(theirs as unknown as WebSocket, "m1");
+      return mine as unknown as WebSocket;
+    },
+  });
+  const peersFrame = (ids: string[]) => ({
+    type: "peers",
+    build_id: 3,
+    peer_key: key,
+    seed: [],
+    peers: ids.map((id) => ({
+      machine_id: id,
+      peer_url: `ws://${id}/v1/peer`,
+      ticket: "0".repeat(64),
+    })),
+  });
+  try {
+    mesh.begin(start);
+    // Only the stalled peer at first: each request times out, so the relay (which fails
+    // here) is asked; three in a row and the stalled peer is dropped.
+    mesh.onRelayFrame("peers", peersFrame(["stalled"]));
+    await new Promise((r) => setTimeout(r, 20)); // its have arrives
+    for (const index of [0, 1, 2]) {
+      const piece = { digest: `d${index}`, size: 10, buildId: 3, index };
+      await assert.rejects(mesh.fetchPiece(piece, AbortSignal.timeout(5_000)), PieceUnavailable);
+    }
+    const timeouts = events.filter((e) => e.event === "peer:timeout");
+    assert.deepEqual(
+      timeouts.map((e) => [e.fields.peer, e.fields.in_a_row]),
+      [
+        ["stalled", 1],
+        ["stalled", 2],
+        ["stalled", 3],
+      ],
+    );
+    const dropped = events.filter((e) => e.event === "peer:dropped");
+    assert.equal(dropped.length, 1);
+    assert.equal(dropped[0]!.fields.peer, "stalled");
+    // Dropped for a while: a new peers list does not reconnect it, but does connect the good one.
+    mesh.onRelayFrame("peers", peersFrame(["stalled", "good"]));
+    assert.equal(connects, 2);
+    await new Promise((r) => setTimeout(r, 20));
+    const got = await mesh.fetchPiece(
+      { digest: "d0", size: 10, buildId: 3, index: 0 },
+      AbortSignal.timeout(5_000),
+    );
+    assert.equal(got.from, "good");
+    assert.deepEqual(got.bytes, bytes);
+    assert.equal(good.fetched, 1);
+  } finally {
+    mesh.stop();
+    for (const m of peers.values()) m.stop();
+  }
+});

@@ -6,14 +6,16 @@
  * its peers (`have` frames) and to the relay's tracker (`have` reports, answered with `peers`:
  * whom to connect to, with tickets; asked for only while it has room for more peers). A peer whose bytes fail verification is banned for good,
  * logged (`peer:banned`) and reported to the relay. Every byte received counts against the
- * download rate limit, every byte sent against the upload limit.
+ * download rate limit, every byte sent against the upload limit. A request a peer does not
+ * answer in time goes to another holder (`peer:timeout`); a peer that lets several requests in
+ * a row time out is disconnected and not reconnected for a while (`peer:dropped`).
  */
 
 import { fromBase64 } from "../protocol/encoding.ts";
 import { encodeHave, parsePeers, ticketValid } from "../protocol/peer-tracker.ts";
 import type { Logger } from "./log.ts";
 import { MeshBuilds } from "./mesh-builds.ts";
-import { PeerSession, Slots } from "./peer-session.ts";
+import { PeerRequestFailed, PeerSession, Slots } from "./peer-session.ts";
 import { pickPiece } from "./piece-picker.ts";
 import type { DownloadStart, DownloadTracking, PieceRequest, PieceSource } from "./piece-source.ts";
 import { type RateLimit, UNLIMITED } from "./token-bucket.ts";
@@ -33,8 +35,13 @@ export interface MeshOptions {
   uploadSlots?: number;
   uploadLimit?: RateLimit;
   downloadLimit?: RateLimit;
+  /** Per request to a peer. Default 10 s. */
   requestTimeoutMs?: number;
   maxOutstanding?: number;
+  /** Timeouts in a row after which a peer is dropped. Default 3. */
+  maxTimeoutsInARow?: number;
+  /** How long a dropped peer is not reconnected. Default 60 s. */
+  dropForMs?: number;
   connect?: (url: string) => WebSocket;
   /**
    * A chunk no peer in reach holds and the tracker did not ask this agent to seed: how long to
@@ -43,6 +50,8 @@ export interface MeshOptions {
   relayGraceMs?: number;
   /** Tests only: flip a byte of every piece sent to peers (a peer that serves wrong bytes). */
   corruptUploads?: boolean;
+  /** Tests only: take peers' requests and never answer them (a peer that stalls). */
+  stallUploads?: boolean;
 }
 
 export class Mesh implements PieceSource {
@@ -51,6 +60,8 @@ export class Mesh implements PieceSource {
   readonly #o: MeshOptions;
   readonly #sessions = new Map<string, PeerSession>();
   readonly #banned = new Set<string>();
+  /** Dropped peers → when they may be reconnected. */
+  readonly #dropped = new Map<string, number>();
   readonly #slots: Slots;
   readonly #timer: ReturnType<typeof setInterval>;
   #key: Uint8Array | null = null;
@@ -87,7 +98,7 @@ export class Mesh implements PieceSource {
     this.#seeds.set(message.build_id, new Set(message.seed));
     for (const p of message.peers) {
       if (this.#sessions.size >= (this.#o.maxPeers ?? 12)) break;
-      if (this.#sessions.has(p.machine_id) || this.#banned.has(p.machine_id)) continue;
+      if (this.#sessions.has(p.machine_id) || this.#shunned(p.machine_id)) continue;
       if (p.machine_id === this.#o.machineId) continue;
       const url = new URL(p.peer_url);
       url.searchParams.set("machine", this.#o.machineId);
@@ -104,7 +115,7 @@ export class Mesh implements PieceSource {
 
   /** Whether `machineId` may connect with `ticket` (issued by the relay under our key). */
   admits(machineId: string, ticket: string): boolean {
-    if (!this.enabled || this.#key === null || this.#banned.has(machineId)) return false;
+    if (!this.enabled || this.#key === null || this.#shunned(machineId)) return false;
     if (this.#sessions.size >= 2 * (this.#o.maxPeers ?? 12)) return false;
     return ticketValid(this.#key, machineId, ticket);
   }
@@ -184,9 +195,14 @@ export class Mesh implements PieceSource {
     try {
       const got = await Promise.any(
         holders.map((s) =>
-          s
-            .request(buildId, index, AbortSignal.any([signal, race.signal]))
-            .then((bytes) => ({ bytes, from: s.id })),
+          s.request(buildId, index, AbortSignal.any([signal, race.signal])).then(
+            (bytes) => ({ bytes, from: s.id }),
+            (err) => {
+              if (err instanceof PeerRequestFailed && err.code === "timeout")
+                this.#timedOut(s, piece);
+              throw err;
+            },
+          ),
         ),
       );
       if (got.bytes.length !== piece.size) {
@@ -202,6 +218,36 @@ export class Mesh implements PieceSource {
     } finally {
       race.abort();
     }
+  }
+
+  #timedOut(session: PeerSession, piece: PieceRequest): void {
+    const ms = this.#o.requestTimeoutMs ?? 10_000;
+    const inARow = session.timeoutsInARow;
+    this.#o.logger.log("warn", "peer:timeout", {
+      peer: session.id,
+      digest: piece.digest,
+      ms,
+      in_a_row: inARow,
+    });
+    if (inARow < (this.#o.maxTimeoutsInARow ?? 3) || session.closed) return;
+    const retryIn = this.#o.dropForMs ?? 60_000;
+    this.#dropped.set(session.id, Date.now() + retryIn);
+    session.close(`${inARow} requests in a row timed out`);
+    this.#o.logger.log("warn", "peer:dropped", {
+      peer: session.id,
+      reason: `${inARow} requests in a row timed out after ${ms} ms`,
+      retry_in_ms: retryIn,
+    });
+  }
+
+  /** Banned for good, or dropped a while ago. */
+  #shunned(machineId: string): boolean {
+    if (this.#banned.has(machineId)) return true;
+    const until = this.#dropped.get(machineId);
+    if (until === undefined) return false;
+    if (Date.now() < until) return true;
+    this.#dropped.delete(machineId);
+    return false;
   }
 
   reportBad(piece: PieceRequest, from: string, reason: string): void {
@@ -228,6 +274,7 @@ export class Mesh implements PieceSource {
         close: (reason) => socket.close(1000, reason.slice(0, 100)),
       },
       serve: async (build, index) => {
+        if (this.#o.stallUploads) return null; // the requester's timeout runs out
         const bytes = await this.builds.read(build, index);
         if (bytes && this.#o.corruptUploads) bytes[0]! ^= 0xff;
         return bytes;

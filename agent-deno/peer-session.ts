@@ -87,6 +87,8 @@ export class PeerSession {
   /** The peer refuses our requests until it unchokes us. */
   chokedByPeer = false;
   closed = false;
+  /** Requests that timed out since the peer last sent a piece. */
+  timeoutsInARow = 0;
   readonly #o: PeerSessionOptions;
   readonly #pending = new Map<string, Pending>();
   readonly #queued = new Set<string>();
@@ -171,6 +173,7 @@ export class PeerSession {
         if (!pending) return; // cancelled or timed out: not an error, just late
         clearTimeout(pending.timer);
         this.#pending.delete(k);
+        this.timeoutsInARow = 0;
         pending.resolve(message.bytes);
         return;
       }
@@ -229,6 +232,7 @@ export class PeerSession {
     if (!pending) return;
     clearTimeout(pending.timer);
     this.#pending.delete(k);
+    if (code === "timeout") this.timeoutsInARow++;
     if (cancel && !this.closed) {
       const [build, index] = k.split(":").map(Number) as [number, number];
       this.#send({ type: "cancel", build_id: build, index });

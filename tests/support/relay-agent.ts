@@ -351,6 +351,7 @@ export async function startAgent(
     relay: string;
     secret: string;
     extra?: string[];
+    env?: Record<string, string>;
   },
 ): Promise<{ proc: DenoProcess; appPort: number }> {
   const appPort = await freePort();
@@ -375,7 +376,7 @@ export async function startAgent(
       String(appPort),
       ...(o.extra ?? []),
     ],
-    { FLEETSHIP_ENROLLMENT_SECRET: o.secret },
+    { FLEETSHIP_ENROLLMENT_SECRET: o.secret, ...o.env },
     join(o.work, `${o.name}.log`),
   );
   await proc.waitForEvent("agent:started");
