@@ -1,8 +1,8 @@
 /**
  * The agent's side of the mesh (DESIGN section 8), a PieceSource: a chunk comes from a peer
- * that holds it (the least busy of those in reach; in the endgame from two at once, first
- * answer wins), and from the relay only when no peer in reach has it or the peers failed.
- * The download follows this source's order (piece-picker.ts). What the agent holds is told to
+ * that holds it (in the endgame from two at once, first answer wins), and from the relay only
+ * when no peer in reach has it or the peers failed. The download follows this source's order
+ * (piece-picker.ts): peer first, the least busy peer asked for the rarest chunk it holds. What the agent holds is told to
  * its peers (`have` frames) and to the relay's tracker (`have` reports, answered with `peers`:
  * whom to connect to, with tickets; asked for only while it has room for more peers). A peer whose bytes fail verification is banned for good,
  * logged (`peer:banned`) and reported to the relay. Every byte received counts against the
@@ -16,7 +16,7 @@ import { encodeHave, parsePeers, ticketValid } from "../protocol/peer-tracker.ts
 import type { Logger } from "./log.ts";
 import { MeshBuilds } from "./mesh-builds.ts";
 import { PeerRequestFailed, PeerSession, Slots } from "./peer-session.ts";
-import { pickPiece } from "./piece-picker.ts";
+import { pickFromPeers, pickPiece } from "./piece-picker.ts";
 import type { DownloadStart, DownloadTracking, PieceRequest, PieceSource } from "./piece-source.ts";
 import { type RateLimit, UNLIMITED } from "./token-bucket.ts";
 
@@ -65,6 +65,8 @@ export class Mesh implements PieceSource {
   readonly #slots: Slots;
   readonly #timer: ReturnType<typeof setInterval>;
   #key: Uint8Array | null = null;
+  /** "build:chunk" → the peer picked to ask for it (pickFromPeers). */
+  readonly #picked = new Map<string, string>();
   /** build → chunks the tracker asked this agent to seed. */
   readonly #seeds = new Map<number, Set<number>>();
   #haveFlush: ReturnType<typeof setTimeout> | undefined;
@@ -131,16 +133,29 @@ export class Mesh implements PieceSource {
     return {
       pick: (remaining) => {
         build.remaining = remaining.length - 1;
-        return pickPiece(remaining, {
+        const o = {
           fetched: build.fetched++,
-          holders: (i) => this.#holders(start.buildId, i),
-          seeded: (i) => this.#seeds.get(start.buildId)?.has(i) ?? false,
-        });
+          holders: (i: number) => this.#holders(start.buildId, i),
+          seeded: (i: number) => this.#seeds.get(start.buildId)?.has(i) ?? false,
+        };
+        // The least busy peers first, each asked for the rarest chunk it holds, so that every
+        // peer's upload keeps busy; else the rarest chunk anyone holds, or one for the relay.
+        const first = pickFromPeers(
+          remaining,
+          this.#leastBusy(),
+          (s, i) => s.has(start.buildId, i),
+          o,
+        );
+        if (!first) return pickPiece(remaining, o);
+        this.#picked.set(`${start.buildId}:${remaining[first.at]}`, first.peer.id);
+        return first.at;
       },
       done: () => this.#scheduleHave(),
       end: () => {
         build.active = false;
         this.#seeds.delete(start.buildId);
+        for (const k of this.#picked.keys())
+          if (k.startsWith(`${start.buildId}:`)) this.#picked.delete(k);
         this.#report(true);
       },
     };
@@ -183,12 +198,11 @@ export class Mesh implements PieceSource {
     signal: AbortSignal,
   ): Promise<{ bytes: Uint8Array; from: string } | null | undefined> {
     const endgame = (this.builds.get(buildId)?.remaining ?? 1) <= 0;
-    const holders = [...this.#sessions.values()]
-      .filter((s) => s.available && !tried.has(s.id) && s.has(buildId, index))
-      .map((s) => ({ s, order: s.outstanding + Math.random() }))
-      .sort((a, b) => a.order - b.order)
-      .slice(0, endgame ? 2 : 1)
-      .map(({ s }) => s);
+    const picked = this.#picked.get(`${buildId}:${index}`);
+    this.#picked.delete(`${buildId}:${index}`);
+    const holders = this.#leastBusy(picked)
+      .filter((s) => !tried.has(s.id) && s.has(buildId, index))
+      .slice(0, endgame ? 2 : 1);
     if (holders.length === 0) return undefined;
     for (const s of holders) tried.add(s.id);
     const race = new AbortController();
@@ -306,6 +320,15 @@ export class Mesh implements PieceSource {
     };
     if (socket.readyState === WebSocket.OPEN) sendHaves();
     else socket.onopen = sendHaves;
+  }
+
+  /** Sessions that take requests, fewest outstanding first (ties at random; `first` first). */
+  #leastBusy(first?: string): PeerSession[] {
+    return [...this.#sessions.values()]
+      .filter((s) => s.available)
+      .map((s) => ({ s, order: s.id === first ? -1 : s.outstanding + Math.random() }))
+      .sort((a, b) => a.order - b.order)
+      .map(({ s }) => s);
   }
 
   #holders(buildId: number, index: number): number {

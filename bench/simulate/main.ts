@@ -31,6 +31,8 @@ const { values: flags } = parseArgs({
     "goal-spread-ms": { type: "string", default: "500" },
     "max-peers": { type: "string", default: "12" },
     concurrency: { type: "string", default: "4" },
+    /** peer-first (mesh.ts today) or piece-first (the picker before, for comparison). */
+    picker: { type: "string", default: "peer-first" },
     workers: { type: "string", default: String(availableParallelism()) },
     seed: { type: "string", default: "1" },
   },
@@ -41,6 +43,12 @@ const num = (name: keyof typeof flags): number => {
   if (!Number.isFinite(v) || v < 0) throw new RangeError(`--${name} must be a number ≥ 0`);
   return v;
 };
+
+function pickerFlag(): boolean {
+  if (flags.picker !== "peer-first" && flags.picker !== "piece-first")
+    throw new RangeError("--picker must be peer-first or piece-first");
+  return flags.picker === "peer-first";
+}
 
 const MiB = 1024 * 1024;
 const gbit = (g: number) => (g * 1e9) / 8;
@@ -67,6 +75,7 @@ const base = {
   maxPeers: num("max-peers"),
   concurrency: Math.max(1, num("concurrency")),
   relayGraceS: 2,
+  peerFirst: pickerFlag(),
   horizonS: 60 * t0 + 60,
   seed: num("seed"),
 };

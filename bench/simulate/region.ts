@@ -14,7 +14,7 @@
  * bandwidth and latency, and serves it from its cache after.
  */
 
-import { pickPiece } from "../../agent-deno/piece-picker.ts";
+import { pickFromPeers, pickPiece } from "../../agent-deno/piece-picker.ts";
 import { seededRandom } from "../../protocol/test-support.ts";
 import { Tracker } from "../../region-relay/tracker.ts";
 
@@ -39,6 +39,8 @@ export interface SimParams {
   /** Pieces in flight per agent (the agent's --download-concurrency). */
   concurrency: number;
   relayGraceS: number;
+  /** Ask the least busy peers first for the rarest piece they hold (pickFromPeers). */
+  peerFirst: boolean;
   /** The simulation gives up past this simulated time. */
   horizonS: number;
   seed: number;
@@ -288,24 +290,42 @@ export function simulateRegion(p: SimParams): RegionResult {
     const list = remaining[a]!;
     const base = a * P;
     const own = seeds[a]!;
-    const at = pickPiece(list, {
+    const pick = {
       fetched: picks[a]!,
-      holders: (i) => nbrCount[base + i]!,
-      seeded: (i) => own.has(i),
+      holders: (i: number) => nbrCount[base + i]!,
+      seeded: (i: number) => own.has(i),
       random,
-    });
-    const i = list[at]!;
-    // The least busy peer in reach holding it.
+    };
+    let at: number;
     let best = -1;
-    for (const b of nbrs[a]!) {
-      if (!alive[b] || !hasBit(b, i)) continue;
-      if (
-        best < 0 ||
-        uploadFree[b]! < uploadFree[best]! ||
-        (uploadFree[b] === uploadFree[best] && random() < 0.5)
-      )
-        best = b;
+    const first = p.peerFirst
+      ? pickFromPeers(
+          list,
+          nbrs[a]!.filter((b) => alive[b]).sort(
+            (x, y) => uploadFree[x]! - uploadFree[y]! || random() - 0.5,
+          ),
+          (b, i) => hasBit(b, i),
+          pick,
+        )
+      : null;
+    if (first) {
+      at = first.at;
+      best = first.peer;
+    } else {
+      at = pickPiece(list, pick);
+      // The least busy peer in reach holding it.
+      const i = list[at]!;
+      for (const b of nbrs[a]!) {
+        if (!alive[b] || !hasBit(b, i)) continue;
+        if (
+          best < 0 ||
+          uploadFree[b]! < uploadFree[best]! ||
+          (uploadFree[b] === uploadFree[best] && random() < 0.5)
+        )
+          best = b;
+      }
     }
+    const i = list[at]!;
     if (best >= 0) {
       take(a, at);
       picks[a]!++;
