@@ -1,6 +1,6 @@
 // A simulated deploy of one big build to a whole fleet (DESIGN section 9): by default 10 GiB to
 // 100,000 machines in 10 regions, each region's agents choosing pieces with the agent's own
-// pickPiece and getting peers from the relay's own Tracker (bench/simulate/region.ts).
+// pickPiece/pickFromPeers and getting peers from the relay's own Tracker (bench/simulate/region.ts).
 //
 //   sh dev/deno.sh run -A bench/simulate/main.ts [--machines 100000] [--regions 10] ...
 //
