@@ -22,7 +22,12 @@ export interface AgentEventMap {
   "peer:timeout": { peer: string; digest: string; ms: number; in_a_row: number };
   "peer:dropped": { peer: string; reason: string; retry_in_ms: number };
   "mesh:listening": { port: number; peer_url: string };
-  "mesh:finished": { peer_pieces: number; relay_pieces: number; banned: number };
+  "mesh:finished": {
+    peer_pieces: number;
+    relay_pieces: number;
+    banned: number;
+    relay_busy: number;
+  };
   "relay:disconnected": { relay: string; reason: string; retry_in_ms: number };
   "relay:message-invalid": { relay: string; problems: readonly string[] };
   "relay:message-unknown": { relay: string; type: string };

@@ -204,6 +204,7 @@ if (mesh) {
     peer_pieces: mesh.counts.peer,
     relay_pieces: mesh.counts.relay,
     banned: mesh.counts.banned,
+    relay_busy: mesh.counts.relayBusy,
   });
   mesh.stop();
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseHave } from "../protocol/peer-tracker.ts";
 import { silentLogger } from "./log.ts";
 import { Mesh } from "./mesh.ts";
-import { PieceUnavailable } from "./piece-source.ts";
+import { PieceUnavailable, RelayBusy } from "./piece-source.ts";
 
 const relay = {
   name: "relay",
@@ -190,5 +190,57 @@ Deno.test("Mesh asks another holder when a peer stalls, and drops a peer after 3
   } finally {
     mesh.stop();
     for (const m of peers.values()) m.stop();
+  }
+});
+
+Deno.test("Mesh: a relay busy with fallback asks is asked again after the peers, then as a plain fetch", async () => {
+  const asks: (boolean | undefined)[] = [];
+  let busyLeft = 0;
+  const busyRelay = {
+    name: "relay",
+    fetchPiece: (_piece: unknown, _signal: AbortSignal, o?: { fallback?: boolean }) => {
+      asks.push(o?.fallback);
+      if (o?.fallback && busyLeft-- > 0) return Promise.reject(new RelayBusy("busy"));
+      return Promise.resolve({ bytes: new Uint8Array(10), from: "relay" });
+    },
+  };
+  const piece = { digest: "d".repeat(64), size: 10, buildId: 3, index: 0 };
+  const signal = new AbortController().signal;
+  const meshWith = (peers: boolean) =>
+    new Mesh({
+      machineId: "m1",
+      relay: busyRelay,
+      logger: silentLogger,
+      peers,
+      relayGraceMs: 0,
+      relayBusyTries: 3,
+      sendToRelay: () => true,
+    });
+
+  const mesh = meshWith(true);
+  try {
+    busyLeft = 2;
+    assert.equal((await mesh.fetchPiece(piece, signal)).from, "relay");
+    assert.deepEqual(asks, [true, true, true]); // refused twice, served the third time
+    assert.equal(mesh.counts.relayBusy, 2);
+    assert.equal(mesh.counts.relay, 1);
+
+    asks.length = 0;
+    busyLeft = 100;
+    assert.equal((await mesh.fetchPiece(piece, signal)).from, "relay");
+    assert.deepEqual(asks, [true, true, true, false]); // never left without the piece
+  } finally {
+    mesh.stop();
+  }
+
+  // Without a mesh the relay is the only source: never a fallback ask.
+  const alone = meshWith(false);
+  try {
+    asks.length = 0;
+    busyLeft = 100;
+    await alone.fetchPiece(piece, signal);
+    assert.deepEqual(asks, [false]);
+  } finally {
+    alone.stop();
   }
 });

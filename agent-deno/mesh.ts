@@ -8,7 +8,9 @@
  * logged (`peer:banned`) and reported to the relay. Every byte received counts against the
  * download rate limit, every byte sent against the upload limit. A request a peer does not
  * answer in time goes to another holder (`peer:timeout`); a peer that lets several requests in
- * a row time out is disconnected and not reconnected for a while (`peer:dropped`).
+ * a row time out is disconnected and not reconnected for a while (`peer:dropped`). The relay
+ * is asked as a fallback (`?fallback=1`) for a chunk it did not ask this agent to seed: a
+ * relay busy serving others says so (relay_busy), and the peers are asked again before it is.
  */
 
 import { fromBase64 } from "../protocol/encoding.ts";
@@ -17,7 +19,13 @@ import type { Logger } from "./log.ts";
 import { MeshBuilds } from "./mesh-builds.ts";
 import { PeerRequestFailed, PeerSession, Slots } from "./peer-session.ts";
 import { pickFromPeers, pickPiece } from "./piece-picker.ts";
-import type { DownloadStart, DownloadTracking, PieceRequest, PieceSource } from "./piece-source.ts";
+import {
+  type DownloadStart,
+  type DownloadTracking,
+  type PieceRequest,
+  type PieceSource,
+  RelayBusy,
+} from "./piece-source.ts";
 import { type RateLimit, UNLIMITED } from "./token-bucket.ts";
 
 export interface MeshOptions {
@@ -48,6 +56,12 @@ export interface MeshOptions {
    * wait for a peer to get it before asking the relay. Default 2 s.
    */
   relayGraceMs?: number;
+  /**
+   * A fallback ask the relays refuse as busy is retried this many times (with peers asked in
+   * between) before the relay is asked as a plain fetch, which it never refuses. Default 40
+   * (about 8 s).
+   */
+  relayBusyTries?: number;
   /** Tests only: flip a byte of every piece sent to peers (a peer that serves wrong bytes). */
   corruptUploads?: boolean;
   /** Tests only: take peers' requests and never answer them (a peer that stalls). */
@@ -72,7 +86,7 @@ export class Mesh implements PieceSource {
   #haveFlush: ReturnType<typeof setTimeout> | undefined;
   #ticks = 0;
   /** Pieces by source, for logs and the bench. */
-  readonly counts = { peer: 0, relay: 0, banned: 0 };
+  readonly counts = { peer: 0, relay: 0, banned: 0, relayBusy: 0 };
 
   constructor(options: MeshOptions) {
     this.#o = options;
@@ -166,6 +180,7 @@ export class Mesh implements PieceSource {
     signal: AbortSignal,
   ): Promise<{ bytes: Uint8Array; from: string }> {
     const { buildId, index } = piece;
+    let fallback = false;
     if (buildId !== undefined && index !== undefined) {
       const tried = new Set<string>();
       const grace = Date.now() + (this.#o.relayGraceMs ?? 2_000);
@@ -182,11 +197,28 @@ export class Mesh implements PieceSource {
         await new Promise((r) => setTimeout(r, 50));
         signal.throwIfAborted();
       }
+      // Not asked to seed it, with peers who may get it: a busy relay may say so (relay_busy),
+      // and then the peers are asked again before the relay is, a few hundred ms later.
+      fallback = this.enabled && !this.#seeds.get(buildId)?.has(index);
     }
-    const got = await this.#o.relay.fetchPiece(piece, signal);
-    await (this.#o.downloadLimit ?? UNLIMITED).take(got.bytes.length, signal);
-    this.counts.relay++;
-    return got;
+    for (let busy = 0; ; busy++) {
+      try {
+        // After relayBusyTries refusals the relay is asked as a plain fetch, never refused.
+        const asFallback = fallback && busy < (this.#o.relayBusyTries ?? 40);
+        const got = await this.#o.relay.fetchPiece(piece, signal, { fallback: asFallback });
+        await (this.#o.downloadLimit ?? UNLIMITED).take(got.bytes.length, signal);
+        this.counts.relay++;
+        return got;
+      } catch (err) {
+        if (!(err instanceof RelayBusy)) throw err;
+        this.counts.relayBusy++;
+      }
+      await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+      signal.throwIfAborted();
+      if (buildId === undefined || index === undefined) continue;
+      const got = await this.#fromPeers(piece, buildId, index, new Set(), signal);
+      if (got) return got;
+    }
   }
 
   /** The piece from a peer; undefined when no peer in reach holds it, null when they failed. */

@@ -38,11 +38,13 @@ export interface PieceSource {
   readonly name: string;
   /**
    * The bytes of `piece`, unverified: the caller checks their digest. Throws
-   * PieceUnavailable when no one can serve it now (the caller retries later).
+   * PieceUnavailable when no one can serve it now (the caller retries later). With
+   * `fallback`, the asker could wait for a peer instead: a busy relay refuses it (RelayBusy).
    */
   fetchPiece(
     piece: PieceRequest,
     signal: AbortSignal,
+    o?: { fallback?: boolean },
   ): Promise<{ bytes: Uint8Array; from: string }>;
   /** Bytes that `from` served for `piece` were wrong: stop trusting it (a peer is banned). */
   reportBad?(piece: PieceRequest, from: string, reason: string): void;
@@ -52,7 +54,12 @@ export interface PieceSource {
 
 /** No source could serve the piece now. */
 export class PieceUnavailable extends Error {
-  override readonly name = "PieceUnavailable";
+  override readonly name: string = "PieceUnavailable";
+}
+
+/** Every relay refused a fallback ask as busy (503 relay_busy): ask peers, then retry. */
+export class RelayBusy extends PieceUnavailable {
+  override readonly name = "RelayBusy";
 }
 
 /**

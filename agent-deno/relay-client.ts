@@ -7,6 +7,7 @@ import {
   type PieceRequest,
   type PieceSource,
   PieceUnavailable,
+  RelayBusy,
   readExactly,
 } from "./piece-source.ts";
 
@@ -26,6 +27,8 @@ export class RelayRefusal extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The error body's code, when it has one. */
+    readonly code?: string,
   ) {
     super(message);
   }
@@ -59,24 +62,28 @@ export class RelayClient implements PieceSource {
     this.#bad.set(piece.digest, bad);
   }
 
+  /** With `fallback`, a relay may refuse as busy; when every relay does, RelayBusy. */
   async fetchPiece(
     piece: PieceRequest,
     signal: AbortSignal,
+    o: { fallback?: boolean } = {},
   ): Promise<{ bytes: Uint8Array; from: string }> {
     const failures: string[] = [];
+    let busy = 0;
+    const path = `/v1/chunks/${piece.digest}${o.fallback ? "?fallback=1" : ""}`;
     for (const relay of this.order(piece.digest)) {
       signal.throwIfAborted();
       try {
-        const response = await this.#get(relay, `/v1/chunks/${piece.digest}`, signal);
+        const response = await this.#get(relay, path, signal);
         return { bytes: await readExactly(response, piece.size), from: relay };
       } catch (err) {
         if (signal.aborted) throw err;
+        if (err instanceof RelayRefusal && err.code === "relay_busy") busy++;
         failures.push(`${relay}: ${err instanceof Error ? err.message : err}`);
       }
     }
-    throw new PieceUnavailable(
-      `chunk ${piece.digest}: no relay served it (${failures.join("; ")})`,
-    );
+    const text = `chunk ${piece.digest}: no relay served it (${failures.join("; ")})`;
+    throw busy > 0 && busy === failures.length ? new RelayBusy(text) : new PieceUnavailable(text);
   }
 
   /** `GET /v1/builds/:id/manifest`'s JSON body (`{manifest, signature, public_key}`), unverified. */
@@ -103,6 +110,12 @@ export class RelayClient implements PieceSource {
     });
     if (response.ok) return response;
     const text = await response.text().catch(() => "");
-    throw new RelayRefusal(response.status, `${response.status} ${text.slice(0, 200)}`);
+    let code: string | undefined;
+    try {
+      code = JSON.parse(text)?.error?.code;
+    } catch {
+      // not the error format
+    }
+    throw new RelayRefusal(response.status, `${response.status} ${text.slice(0, 200)}`, code);
   }
 }

@@ -40,6 +40,12 @@ export interface Config {
    * the region's next relay. Default 10,000 (--max-agents).
    */
   maxAgents: number;
+  /**
+   * Chunks served at once to mesh agents that could wait for a peer (`?fallback=1`); past it
+   * such a request gets 503 relay_busy and its agent asks peers again. Seeding and relay-only
+   * fetches are never refused. Default 32 (--fallback-slots).
+   */
+  fallbackSlots: number;
 }
 
 export class ConfigError extends Error {
@@ -64,6 +70,7 @@ export const USAGE = `deno task region-relay --url URL --region REGION [options]
   --token-ttl-s S            how long a checked agent token is trusted (default 300)
   --upstream-concurrency N   chunk reads from the control plane in flight (default 8)
   --max-agents N             agent connections held at once, past it 503 (default 10000)
+  --fallback-slots N         chunks served at once to mesh agents that can wait for a peer (default 32)
   --help`;
 
 const OPTIONS = {
@@ -80,6 +87,7 @@ const OPTIONS = {
   "token-ttl-s": { type: "string" },
   "upstream-concurrency": { type: "string" },
   "max-agents": { type: "string" },
+  "fallback-slots": { type: "string" },
   help: { type: "boolean" },
 } as const;
 
@@ -160,6 +168,14 @@ export function parseConfig(
       problems,
       1,
       1_000_000,
+    ),
+    fallbackSlots: integer(
+      pick("fallback-slots", "FLEETSHIP_RELAY_FALLBACK_SLOTS"),
+      32,
+      "--fallback-slots",
+      problems,
+      1,
+      100_000,
     ),
   };
   if (problems.length > 0) throw new ConfigError(problems);

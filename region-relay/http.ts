@@ -5,7 +5,9 @@
  *   GET /healthz                     liveness and what the relay holds (no token)
  *   GET /metrics                     Prometheus text (no token)
  *   GET /v1/agent                    WebSocket: the agent's control channel (protocol/relay-messages.ts)
- *   GET /v1/chunks/:digest           a chunk's bytes, from the cache (read upstream once)
+ *   GET /v1/chunks/:digest           a chunk's bytes, from the cache (read upstream once);
+ *                                    `?fallback=1`: the asker is a mesh agent that can wait for
+ *                                    a peer, refused (503 relay_busy) past the fallback slots
  *   GET /v1/builds/:id/manifest      a build's signed manifest, as the control plane serves it
  */
 import { isDigest } from "../protocol/hash.ts";
@@ -27,6 +29,8 @@ export interface HttpDeps {
   logger: Logger;
   /** Agent connections held at once before new ones are refused (503). */
   maxAgents: number;
+  /** Chunks served at once to `?fallback=1` asks (mesh agents that can wait for a peer). */
+  fallbackSlots: number;
   /** Extra fields for /healthz (upstream connection, goal version). */
   health: () => Record<string, unknown>;
 }
@@ -34,6 +38,7 @@ export interface HttpDeps {
 type Handler = (request: Request, info: { remoteAddr: Deno.Addr }) => Promise<Response>;
 
 export function relayHandler(deps: HttpDeps): Handler {
+  const fallback = { serving: 0 };
   return async (request, info) => {
     const url = new URL(request.url);
     const path = url.pathname;
@@ -59,7 +64,12 @@ export function relayHandler(deps: HttpDeps): Handler {
       if (refused) return refused;
       if (path === "/v1/agent") return upgrade(request, info, deps);
       const chunk = /^\/v1\/chunks\/([^/]+)$/.exec(path);
-      if (chunk) return await serveChunk(chunk[1]!, request.method === "HEAD", deps);
+      if (chunk) {
+        const head = request.method === "HEAD";
+        if (url.searchParams.get("fallback") !== "1" || head)
+          return await serveChunk(chunk[1]!, head, deps);
+        return await serveFallback(chunk[1]!, fallback, deps);
+      }
       const manifest = /^\/v1\/builds\/(\d{1,15})\/manifest$/.exec(path);
       if (manifest) return await serveManifest(Number(manifest[1]), deps);
       return problem(404, "not_found", `no route for ${path}`);
@@ -118,6 +128,70 @@ function upgrade(request: Request, info: { remoteAddr: Deno.Addr }, deps: HttpDe
   const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
   deps.hub.accept(socket, remote);
   return response;
+}
+
+/**
+ * A chunk for a mesh agent that could get it from a peer: served while fewer than
+ * `fallbackSlots` such answers are streaming, else 503 relay_busy. Without this bound, a swarm
+ * whose first pieces are slow to appear sends every agent to the relay at once, and each
+ * waits behind thousands of others for bytes its peers will soon hold (bench/simulate showed
+ * a whole relay's swarm finishing at 7 × T0 that way).
+ */
+async function serveFallback(
+  digest: string,
+  slots: { serving: number },
+  deps: HttpDeps,
+): Promise<Response> {
+  if (slots.serving >= deps.fallbackSlots) {
+    deps.metrics.inc("relay_chunks_busy_total");
+    const response = problem(
+      503,
+      "relay_busy",
+      `relay ${deps.relayId} is serving ${deps.fallbackSlots} chunks to agents with peers; ask your peers, then retry`,
+    );
+    response.headers.set("Retry-After", "1");
+    return response;
+  }
+  slots.serving++;
+  let released = false;
+  const release = () => {
+    if (!released) slots.serving--;
+    released = true;
+  };
+  try {
+    const response = await serveChunk(digest, false, deps);
+    if (!response.body) {
+      release();
+      return response;
+    }
+    return new Response(untilDone(response.body, release), response);
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+/** `body`, calling `done` once when it has been read to the end, failed or been cancelled. */
+function untilDone(body: ReadableStream<Uint8Array>, done: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const next = await reader.read();
+        if (next.done) {
+          done();
+          controller.close();
+        } else controller.enqueue(next.value);
+      } catch (err) {
+        done();
+        controller.error(err);
+      }
+    },
+    cancel(reason) {
+      done();
+      return reader.cancel(reason);
+    },
+  });
 }
 
 async function serveChunk(digest: string, head: boolean, deps: HttpDeps): Promise<Response> {

@@ -3,6 +3,10 @@
 const DEFINITIONS = {
   relay_chunks_served_total: ["counter", "Chunks sent to agents"],
   relay_chunk_bytes_served_total: ["counter", "Chunk bytes sent to agents"],
+  relay_chunks_busy_total: [
+    "counter",
+    "Chunk asks of mesh agents refused (relay_busy) because every fallback slot was serving",
+  ],
   relay_upstream_reads_total: [
     "counter",
     "Chunks read from the regional bucket through the control plane",

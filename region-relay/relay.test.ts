@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { RelayBusy } from "../agent-deno/piece-source.ts";
+import { RelayClient } from "../agent-deno/relay-client.ts";
 import { type GoalDocument, signGoal } from "../protocol/goal.ts";
 import { buildManifest } from "../protocol/manifest.ts";
 import { signManifest } from "../protocol/manifest-signing.ts";
@@ -41,6 +43,7 @@ async function relayFor(
   dir: string,
   kv: Deno.Kv,
   maxAgents = 100,
+  fallbackSlots = 32,
 ): Promise<RunningRelay> {
   const config: Config = {
     url: cp.url,
@@ -56,6 +59,7 @@ async function relayFor(
     tokenTtlMs: 60_000,
     upstreamConcurrency: 4,
     maxAgents,
+    fallbackSlots,
   };
   const upstream = httpUpstream({
     url: cp.url,
@@ -334,4 +338,65 @@ Deno.test("relay: past --max-agents a new agent gets 503 relay_full, and a freed
   await cp.close();
   kv.close();
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("relay: past --fallback-slots a mesh agent's fallback ask gets 503 relay_busy; seeding and relay-only asks are still served", async () => {
+  const cp = new FakeControlPlane();
+  // Large enough that an unread answer holds its slot (more than loopback's socket buffers).
+  const bytes = Uint8Array.from({ length: 16 << 20 }, (_, i) => (i * 31 + (i >> 11)) & 0xff);
+  const digest = sha(bytes);
+  cp.chunks.set(digest, bytes);
+  const dir = await Deno.makeTempDir();
+  const kv = await Deno.openKv(":memory:");
+  const relay = await relayFor(cp, dir, kv, 100, 1);
+  const base = `http://127.0.0.1:${relay.port}`;
+  const get = (query = "") =>
+    fetch(`${base}/v1/chunks/${digest}${query}`, {
+      headers: { Authorization: `Bearer ${AGENT_TOKEN}` },
+    });
+  const client = new RelayClient({ relays: [base], token: AGENT_TOKEN, preferred: () => null });
+  const piece = { digest, size: bytes.length };
+  const signal = new AbortController().signal;
+  try {
+    const holding = await get("?fallback=1");
+    assert.equal(holding.status, 200); // the one slot, held while its body is unread
+
+    const busy = await get("?fallback=1");
+    assert.equal(busy.status, 503);
+    assert.equal(busy.headers.get("Retry-After"), "1");
+    assert.equal((await busy.json()).error.code, "relay_busy");
+    await assert.rejects(client.fetchPiece(piece, signal, { fallback: true }), RelayBusy);
+    assert.equal(relay.metrics.get("relay_chunks_busy_total"), 2);
+
+    // An ask without the flag (a chunk the tracker asked it to seed, or an agent without a
+    // mesh) is served whatever the load.
+    const plain = await client.fetchPiece(piece, signal);
+    assert.equal(sha(plain.bytes), digest);
+
+    // The slot is free again once the held answer has been read to its end...
+    assert.equal(sha(new Uint8Array(await holding.arrayBuffer())), digest);
+    const after = await client.fetchPiece(piece, signal, { fallback: true });
+    assert.equal(sha(after.bytes), digest);
+    // ...or once its reader gives up on it.
+    const abandoned = await get("?fallback=1");
+    assert.equal(abandoned.status, 200);
+    await abandoned.body?.cancel();
+    let served: Response | null = null;
+    for (let i = 0; i < 100 && !served; i++) {
+      const r = await get("?fallback=1");
+      if (r.status === 200) served = r;
+      else {
+        await r.body?.cancel();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+    assert.ok(served, "a cancelled answer did not give its slot back");
+    assert.equal(sha(new Uint8Array(await served.arrayBuffer())), digest);
+    assert.equal(cp.chunkReads.get(digest), 1, "refusals read nothing upstream");
+  } finally {
+    await relay.stop();
+    await cp.close();
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

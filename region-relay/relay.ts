@@ -112,6 +112,7 @@ export async function startRelay(config: Config, deps: RelayDeps): Promise<Runni
       metrics,
       logger,
       maxAgents: config.maxAgents,
+      fallbackSlots: config.fallbackSlots,
       health: () => ({
         upstream_connected: feed?.connected ?? false,
         goal_version: goals.current.version,

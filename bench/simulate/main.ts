@@ -31,6 +31,11 @@ const { values: flags } = parseArgs({
     "goal-spread-ms": { type: "string", default: "500" },
     "max-peers": { type: "string", default: "12" },
     concurrency: { type: "string", default: "4" },
+    /**
+     * The relay's --fallback-slots (default 32 of ~4 MiB chunks), in this model's 16 MiB
+     * pieces: the same bytes in flight. 0: no bound, for comparison.
+     */
+    "relay-fallback-slots": { type: "string", default: "8" },
     /** peer-first (mesh.ts today) or piece-first (the picker before, for comparison). */
     picker: { type: "string", default: "peer-first" },
     workers: { type: "string", default: String(availableParallelism()) },
@@ -75,6 +80,7 @@ const base = {
   maxPeers: num("max-peers"),
   concurrency: Math.max(1, num("concurrency")),
   relayGraceS: 2,
+  relayFallbackSlots: num("relay-fallback-slots"),
   peerFirst: pickerFlag(),
   horizonS: 60 * t0 + 60,
   seed: num("seed"),
@@ -152,12 +158,12 @@ console.log(`| ${[0.5, 0.99, 0.999, 1].map((q) => fmt(quantile(own, q))).join(" 
 
 console.log("\n### Per region\n");
 console.log(
-  "| region | agents | slow | died | unfinished | bucket reads (chunks × relays) | max reads of a chunk by a relay | pieces from relays / peers | relay msgs/s mean / peak | tracker CPU s |",
+  "| region | agents | slow | died | unfinished | bucket reads (chunks × relays) | max reads of a chunk by a relay | pieces from relays / peers | fallback asks refused (relay_busy) | relay msgs/s mean / peak | tracker CPU s |",
 );
-console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const r of results) {
   console.log(
-    `| ${r.region} | ${r.agents} | ${r.slow} | ${r.died} | ${r.unfinished} | ${r.bucketReads} (${pieces} × ${base.relays}) | ${r.maxReadsPerChunkPerRelay} | ${r.relayPiecesServed} / ${r.peerPiecesServed} | ${fmt(r.relayMessagesPerS.mean, 0)} / ${r.relayMessagesPerS.peak} | ${fmt(r.trackerCpuS)} |`,
+    `| ${r.region} | ${r.agents} | ${r.slow} | ${r.died} | ${r.unfinished} | ${r.bucketReads} (${pieces} × ${base.relays}) | ${r.maxReadsPerChunkPerRelay} | ${r.relayPiecesServed} / ${r.peerPiecesServed} | ${r.relayBusy} | ${fmt(r.relayMessagesPerS.mean, 0)} / ${r.relayMessagesPerS.peak} | ${fmt(r.trackerCpuS)} |`,
   );
 }
 

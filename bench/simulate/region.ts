@@ -11,7 +11,8 @@
  * `concurrency` pieces in flight, as the agent's download does (default 4), so peer latency
  * is paid once per source change, not per piece; a relay
  * reads a chunk from its bucket the first time an agent asks it for it, at the bucket's
- * bandwidth and latency, and serves it from its cache after.
+ * bandwidth and latency, and serves it from its cache after; it serves at most
+ * `relayFallbackSlots` pieces at once to agents it did not ask to seed them (relay_busy).
  */
 
 import { pickFromPeers, pickPiece } from "../../agent-deno/piece-picker.ts";
@@ -39,6 +40,12 @@ export interface SimParams {
   /** Pieces in flight per agent (the agent's --download-concurrency). */
   concurrency: number;
   relayGraceS: number;
+  /**
+   * Pieces a relay serves at once to agents that could wait for a peer (the relay's
+   * --fallback-slots); past it such an ask is refused (relay_busy) and the agent asks its
+   * peers again 100-300 ms later, as mesh.ts does. 0: no bound. Seeding asks are never refused.
+   */
+  relayFallbackSlots: number;
   /** Ask the least busy peers first for the rarest piece they hold (pickFromPeers). */
   peerFirst: boolean;
   /** The simulation gives up past this simulated time. */
@@ -60,6 +67,8 @@ export interface RegionResult {
   /** Most bucket reads of one chunk by one relay (the design's target: 1). */
   maxReadsPerChunkPerRelay: number;
   relayPiecesServed: number;
+  /** Fallback asks the relays refused as busy. */
+  relayBusy: number;
   peerPiecesServed: number;
   /** Frames in and out of one relay's tracker (have reports and peers answers) per second. */
   relayMessagesPerS: { mean: number; peak: number };
@@ -74,12 +83,16 @@ const KIND_COMPLETE = 2;
 const KIND_DIE = 3;
 const KIND_SEEDER_REPORT = 4;
 
+/** `Ev.from` of a piece from the agent's relay: one it was asked to seed, or a fallback. */
+const FROM_RELAY = -1;
+const FROM_RELAY_FALLBACK = -2;
+
 interface Ev {
   t: number;
   kind: number;
   agent: number;
   piece: number;
-  /** Agent index, or -1 for the agent's relay. */
+  /** Agent index, or FROM_RELAY / FROM_RELAY_FALLBACK. */
   from: number;
 }
 
@@ -172,6 +185,9 @@ export function simulateRegion(p: SimParams): RegionResult {
   }
 
   const relayFree = new Float64Array(p.relays);
+  /** Fallback pieces each relay is serving now. */
+  const fallbackServing = new Int32Array(p.relays);
+  let relayBusy = 0;
   const bucketFree = new Float64Array(p.relays);
   const cachedAt = new Float64Array(p.relays * P).fill(Number.NaN);
   const reads = new Uint16Array(p.relays * P);
@@ -251,7 +267,7 @@ export function simulateRegion(p: SimParams): RegionResult {
     remaining[a]!.push(i);
   };
 
-  const fromRelay = (a: number, i: number) => {
+  const fromRelay = (a: number, i: number, fallback: boolean) => {
     const r = relayOf(a);
     const slot = r * P + i;
     if (Number.isNaN(cachedAt[slot]!)) {
@@ -266,7 +282,8 @@ export function simulateRegion(p: SimParams): RegionResult {
     const switched = lastSource[a] !== -1 ? p.latencyS : 0;
     lastSource[a] = -1;
     relayServed++;
-    book(a, i, -1, start, relayFree[r]!, switched);
+    if (fallback) fallbackServing[r]!++;
+    book(a, i, fallback ? FROM_RELAY_FALLBACK : FROM_RELAY, start, relayFree[r]!, switched);
   };
 
   /** The receiving end's share of a transfer whose sender starts at `start`, done at `sent`. */
@@ -340,10 +357,19 @@ export function simulateRegion(p: SimParams): RegionResult {
     }
     if (Number.isNaN(waitSince[a]!)) waitSince[a] = simNow;
     if (own.has(i) || simNow - waitSince[a]! >= p.relayGraceS) {
+      const fallback = !own.has(i);
+      const slots = p.relayFallbackSlots;
+      if (fallback && slots > 0 && fallbackServing[relayOf(a)]! >= slots) {
+        // relay_busy: the peers are asked again first, a little later.
+        relayBusy++;
+        const t = simNow + 0.1 + random() * 0.2;
+        events.push({ t, kind: KIND_IDLE, agent: a, piece: -1, from: -1 });
+        return false;
+      }
       take(a, at);
       picks[a]!++;
       waitSince[a] = Number.NaN;
-      fromRelay(a, i);
+      fromRelay(a, i, fallback);
       return true;
     }
     // No one in reach holds it yet: look again shortly, as mesh.ts polls every 50 ms.
@@ -353,6 +379,7 @@ export function simulateRegion(p: SimParams): RegionResult {
 
   const complete = (e: Ev) => {
     const a = e.agent;
+    if (e.from === FROM_RELAY_FALLBACK) fallbackServing[relayOf(a)]!--;
     if (!alive[a]) return;
     inFlight[a]!--;
     if (e.from >= 0 && !alive[e.from]) {
@@ -446,6 +473,7 @@ export function simulateRegion(p: SimParams): RegionResult {
     bucketReads,
     maxReadsPerChunkPerRelay: maxReads,
     relayPiecesServed: relayServed,
+    relayBusy,
     peerPiecesServed: peerServed,
     relayMessagesPerS: { mean: total / seconds, peak },
     trackerCpuS: trackerMs / 1000,
