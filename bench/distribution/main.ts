@@ -98,13 +98,13 @@ console.log(
     `T0 = size/B = ${idealS.toFixed(1)} s, loopback, ${navigator.hardwareConcurrency} cores\n`,
 );
 console.log(
-  "| mode | all complete s | agent p50 s | agent p99 s | T0 s | max / T0 (mesh ≤1.3) | origin egress / size (mesh ≤1.2) | upstream reads / chunks | pieces from peers / relay | CPU-s per GiB per agent (≤2) | peak agent RSS MiB |",
+  "| mode | all complete s | agent p50 s | agent p99 s | T0 s | max / T0 (mesh ≤1.3) | origin egress / size (mesh ≤1.2) | upstream reads / chunks | pieces from peers / relay (relay_busy refusals) | CPU-s per GiB per agent (≤2) | peak agent RSS MiB |",
 );
 console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of results) {
   const c = cost(r);
   console.log(
-    `| ${r.mode} | ${s(r.allMs)} | ${s(q(r.finishesMs, 0.5))} | ${s(q(r.finishesMs, 0.99))} | ${idealS.toFixed(1)} | ${(r.allMs / 1000 / idealS).toFixed(2)} | ${n(r.relayBytes / (sizeMiB * 1024 * 1024))} | ${n(r.upstreamReads, 0)} / ${r.chunks} | ${n(r.peerPieces, 0)} / ${n(r.relayPieces, 0)} | ${n(c.cpuPerGiB)} | ${n(c.peakRss, 0)} |`,
+    `| ${r.mode} | ${s(r.allMs)} | ${s(q(r.finishesMs, 0.5))} | ${s(q(r.finishesMs, 0.99))} | ${idealS.toFixed(1)} | ${(r.allMs / 1000 / idealS).toFixed(2)} | ${n(r.relayBytes / (sizeMiB * 1024 * 1024))} | ${n(r.upstreamReads, 0)} / ${r.chunks} | ${n(r.peerPieces, 0)} / ${n(r.relayPieces, 0)} (${n(r.relayBusy, 0)}) | ${n(c.cpuPerGiB)} | ${n(c.peakRss, 0)} |`,
   );
 }
 if (floor) {

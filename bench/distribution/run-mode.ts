@@ -37,6 +37,8 @@ export interface ModeResult {
   chunks: number;
   peerPieces: number;
   relayPieces: number;
+  /** Fallback asks the relay refused as busy (relay_chunks_busy_total). */
+  relayBusy: number;
   /** CPU and peak RSS of each agent process, read before it stops. */
   stats: ProcStats[];
 }
@@ -127,6 +129,7 @@ export async function runMode(o: ModeOptions): Promise<ModeResult> {
   const allMs = Date.now() - t0;
   const relayBytes = await relayMetric(relayUrl, "relay_chunk_bytes_served_total");
   const upstreamReads = await relayMetric(relayUrl, "relay_upstream_reads_total");
+  const relayBusy = await relayMetric(relayUrl, "relay_chunks_busy_total");
   const stats = spentSince(atStart, await Promise.all(agents.map((a) => procStats(a.pid))));
   await Promise.all([...agents, relay].map((p) => p.stop()));
   let peerPieces = 0;
@@ -145,6 +148,7 @@ export async function runMode(o: ModeOptions): Promise<ModeResult> {
     chunks: build.chunks,
     peerPieces,
     relayPieces,
+    relayBusy,
     stats,
   };
 }

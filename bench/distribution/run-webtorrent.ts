@@ -154,6 +154,7 @@ export async function runWebtorrent(
       chunks: pieces,
       peerPieces: Number.NaN,
       relayPieces: Number.NaN,
+      relayBusy: Number.NaN,
       stats,
     };
   } finally {
