@@ -13,6 +13,7 @@
  * relay busy serving others says so (relay_busy), and the peers are asked again before it is.
  */
 
+import { sleep } from "../protocol/backoff.ts";
 import { fromBase64 } from "../protocol/encoding.ts";
 import { encodeHave, parsePeers, ticketValid } from "../protocol/peer-tracker.ts";
 import type { Logger } from "./log.ts";
@@ -194,7 +195,7 @@ export class Mesh implements PieceSource {
         const hopeful = this.#sessions.size > 0 || !this.#seeds.has(buildId);
         if (!this.enabled || !hopeful || this.#seeds.get(buildId)?.has(index)) break;
         if (Date.now() > grace) break;
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50, signal);
         signal.throwIfAborted();
       }
       // Not asked to seed it, with peers who may get it: a busy relay may say so (relay_busy),
@@ -213,7 +214,7 @@ export class Mesh implements PieceSource {
         if (!(err instanceof RelayBusy)) throw err;
         this.counts.relayBusy++;
       }
-      await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+      await sleep(100 + Math.random() * 200, signal);
       signal.throwIfAborted();
       if (buildId === undefined || index === undefined) continue;
       const got = await this.#fromPeers(piece, buildId, index, new Set(), signal);
