@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { fromBase64 } from "../protocol/encoding.ts";
 import {
   encodeHave,
@@ -153,4 +154,47 @@ Deno.test("Tracker.peersFor() ranks a bounded sample of a big swarm, still findi
   }
   assert.ok(useful >= 30, `a holder came first in only ${useful} of 50 answers`);
   assert.equal(tracker.holders(5, 0), n / 50);
+});
+
+Deno.test("Tracker seeds again the chunks whose only holder left, and none while all are held", () => {
+  const tracker = new Tracker({ peerUrl: url, maxSeeds: 8 });
+  tracker.report("a", { buildId: 5, chunks: 12, bits: bits(12, [0, 1, 2, 3, 4, 5]) });
+  tracker.report("b", { buildId: 5, chunks: 12, bits: bits(12, [4, 5, 6, 7, 8, 9, 10, 11]) });
+  tracker.report("c", { buildId: 5, chunks: 12, bits: bits(12, []) });
+  assert.deepEqual(tracker.peersFor("c", 5).seed, []);
+  tracker.forget("a");
+  assert.deepEqual(tracker.peersFor("c", 5).seed.sort(), [0, 1, 2, 3]); // 4, 5: b holds them
+});
+
+Deno.test("Tracker.holders() equals a recount of the latest reports, whatever their order", () => {
+  const chunks = 20;
+  const step = fc.record({
+    machine: fc.constantFrom("a", "b", "c", "d"),
+    op: fc.constantFrom("report", "report", "report", "forget", "distrust"),
+    held: fc.uniqueArray(fc.integer({ min: 0, max: chunks - 1 })),
+  });
+  fc.assert(
+    fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+      const tracker = new Tracker({ peerUrl: url });
+      const latest = new Map<string, number[]>();
+      const distrusted = new Set<string>();
+      for (const s of steps) {
+        if (s.op === "report") {
+          tracker.report(s.machine, { buildId: 1, chunks, bits: bits(chunks, s.held) });
+          latest.set(s.machine, s.held);
+        } else if (s.op === "forget") {
+          tracker.forget(s.machine);
+          latest.delete(s.machine);
+        } else {
+          tracker.distrust(s.machine);
+          distrusted.add(s.machine);
+        }
+      }
+      for (let i = 0; i < chunks; i++) {
+        let expected = 0;
+        for (const [m, held] of latest) if (!distrusted.has(m) && held.includes(i)) expected++;
+        assert.equal(tracker.holders(1, i), expected, `chunk ${i}`);
+      }
+    }),
+  );
 });
