@@ -19,7 +19,7 @@ import { encodeHave, parsePeers, ticketValid } from "../protocol/peer-tracker.ts
 import type { Logger } from "./log.ts";
 import { MeshBuilds } from "./mesh-builds.ts";
 import { PeerRequestFailed, PeerSession, Slots } from "./peer-session.ts";
-import { pickFromPeers, pickPiece } from "./piece-picker.ts";
+import { type PickOptions, pickFromPeers, pickPiece } from "./piece-picker.ts";
 import {
   type DownloadStart,
   type DownloadTracking,
@@ -148,17 +148,18 @@ export class Mesh implements PieceSource {
     return {
       pick: (remaining) => {
         build.remaining = remaining.length - 1;
-        const o = {
+        const seeds = this.#seeds.get(start.buildId);
+        const o: PickOptions = {
           fetched: build.fetched++,
           holders: (i: number) => this.#holders(start.buildId, i),
-          seeded: (i: number) => this.#seeds.get(start.buildId)?.has(i) ?? false,
         };
+        if (seeds && seeds.size > 0) o.seeded = (i) => seeds.has(i);
         // The least busy peers first, each asked for the rarest chunk it holds, so that every
         // peer's upload keeps busy; else the rarest chunk anyone holds, or one for the relay.
         const first = pickFromPeers(
           remaining,
           this.#leastBusy(),
-          (s, i) => s.has(start.buildId, i),
+          (s) => s.haves.get(start.buildId),
           o,
         );
         if (!first) return pickPiece(remaining, o);

@@ -166,20 +166,32 @@ Deno.test("Tracker seeds again the chunks whose only holder left, and none while
   assert.deepEqual(tracker.peersFor("c", 5).seed.sort(), [0, 1, 2, 3]); // 4, 5: b holds them
 });
 
-Deno.test("Tracker.holders() equals a recount of the latest reports, whatever their order", () => {
+Deno.test("Tracker.holders() equals a recount of the latest reports, and seeds go to one machine each", () => {
   const chunks = 20;
   const step = fc.record({
     machine: fc.constantFrom("a", "b", "c", "d"),
-    op: fc.constantFrom("report", "report", "report", "forget", "distrust"),
+    op: fc.constantFrom("report", "report", "report", "forget", "distrust", "peers"),
     held: fc.uniqueArray(fc.integer({ min: 0, max: chunks - 1 })),
   });
   fc.assert(
     fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
-      const tracker = new Tracker({ peerUrl: url });
+      const tracker = new Tracker({ peerUrl: url, maxSeeds: 3, now: () => 0 });
       const latest = new Map<string, number[]>();
       const distrusted = new Set<string>();
+      /** chunk → the machine last told to seed it. */
+      const seededBy = new Map<number, string>();
       for (const s of steps) {
-        if (s.op === "report") {
+        if (s.op === "peers") {
+          if (!latest.has(s.machine)) continue;
+          for (const chunk of tracker.peersFor(s.machine, 1).seed) {
+            // Only a chunk nobody holds, and to one machine at a time.
+            assert.equal(tracker.holders(1, chunk), 0, `seeded chunk ${chunk} is held`);
+            const other = seededBy.get(chunk);
+            assert.ok(other === undefined || other === s.machine || !latest.has(other));
+            seededBy.set(chunk, s.machine);
+          }
+          for (const [chunk] of seededBy) if (tracker.holders(1, chunk) > 0) seededBy.delete(chunk);
+        } else if (s.op === "report") {
           tracker.report(s.machine, { buildId: 1, chunks, bits: bits(chunks, s.held) });
           latest.set(s.machine, s.held);
         } else if (s.op === "forget") {

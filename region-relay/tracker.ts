@@ -44,6 +44,41 @@ class Swarm {
   counts = new Uint32Array(0);
   /** Chunks of `counts` no trusted holder holds: when 0 there is nothing left to seed. */
   unheld = 0;
+  /**
+   * Chunks nobody holds, each assigned to one machine to fetch from the relay, until when; in
+   * the order assigned, so the expired ones are at the front. A chunk leaves when someone
+   * comes to hold it, when its time runs out, or when its machine leaves.
+   */
+  readonly seeding = new Map<number, { machineId: string; until: number }>();
+  /** machine → the chunks of `seeding` assigned to it. */
+  readonly seedsOf = new Map<string, Set<number>>();
+
+  seed(chunk: number, machineId: string, until: number): void {
+    this.seeding.set(chunk, { machineId, until });
+    let mine = this.seedsOf.get(machineId);
+    if (!mine) {
+      mine = new Set();
+      this.seedsOf.set(machineId, mine);
+    }
+    mine.add(chunk);
+  }
+
+  unseed(chunk: number): void {
+    const s = this.seeding.get(chunk);
+    if (!s) return;
+    this.seeding.delete(chunk);
+    const mine = this.seedsOf.get(s.machineId)!;
+    mine.delete(chunk);
+    if (mine.size === 0) this.seedsOf.delete(s.machineId);
+  }
+
+  /** Drops the assignments whose time ran out (the oldest first, in O(expired)). */
+  expireSeeds(now: number): void {
+    for (const [chunk, s] of this.seeding) {
+      if (s.until >= now) break;
+      this.unseed(chunk);
+    }
+  }
 
   set(machineId: string, holding: Holding, trusted: boolean): void {
     const old = this.holdings.get(machineId);
@@ -67,6 +102,7 @@ class Swarm {
     const old = this.holdings.get(machineId);
     if (!old) return;
     if (trusted) this.recount(old.bits, undefined);
+    for (const chunk of this.seedsOf.get(machineId) ?? []) this.unseed(chunk);
     this.holdings.delete(machineId);
     const at = this.#at.get(machineId)!;
     const last = this.ids.pop()!;
@@ -99,7 +135,10 @@ class Swarm {
       for (let i = byte * 8; changed !== 0; i++, changed >>= 1) {
         if ((changed & 1) === 0 || i >= counts.length) continue;
         if ((now >> (i & 7)) & 1) {
-          if (counts[i]!++ === 0) this.unheld--;
+          if (counts[i]!++ === 0) {
+            this.unheld--;
+            this.unseed(i); // someone holds it now: peers can get it there
+          }
         } else if (--counts[i]! === 0) this.unheld++;
       }
     }
@@ -112,8 +151,6 @@ export class Tracker {
   readonly #keys = new Map<string, Uint8Array>();
   /** Machines an agent reported for wrong bytes: listed to no one, their holdings ignored. */
   readonly #distrusted = new Set<string>();
-  /** build → chunk → who seeds it, until when. */
-  readonly #seeding = new Map<number, Map<number, { machineId: string; until: number }>>();
 
   constructor(options: TrackerOptions) {
     this.#o = options;
@@ -152,14 +189,11 @@ export class Tracker {
   /** The machine disconnected: it serves no one now, and its key is void. */
   forget(machineId: string): void {
     this.#keys.delete(machineId);
-    for (const seeding of this.#seeding.values())
-      for (const [i, s] of seeding) if (s.machineId === machineId) seeding.delete(i);
     const trusted = !this.#distrusted.has(machineId);
     for (const [build, swarm] of this.#builds) {
       swarm.delete(machineId, trusted);
       if (swarm.holdings.size === 0) {
         this.#builds.delete(build);
-        this.#seeding.delete(build);
       }
     }
   }
@@ -207,7 +241,7 @@ export class Tracker {
       build_id: buildId,
       peer_key: toBase64(this.#keyOf(machineId)),
       peers,
-      seed: own && !complete ? this.#seedsFor(machineId, buildId, own, swarm!) : [],
+      seed: own && !complete ? this.#seedsFor(machineId, own, swarm!) : [],
     };
   }
 
@@ -232,27 +266,18 @@ export class Tracker {
    * The chunks `machineId` should fetch from the relay: those no connected agent holds, each
    * assigned to one agent at a time (super-seeding), at most `maxSeeds` per agent.
    */
-  #seedsFor(machineId: string, buildId: number, own: Holding, swarm: Swarm): number[] {
+  #seedsFor(machineId: string, own: Holding, swarm: Swarm): number[] {
     const now = (this.#o.now ?? Date.now)();
-    let seeding = this.#seeding.get(buildId);
-    if (!seeding) {
-      seeding = new Map();
-      this.#seeding.set(buildId, seeding);
-    }
-    const held = (i: number) => (swarm.counts[i] ?? 0) > 0;
-    const mine: number[] = [];
-    for (const [i, s] of seeding) {
-      if (held(i) || s.until < now) seeding.delete(i);
-      else if (s.machineId === machineId) mine.push(i);
-    }
+    swarm.expireSeeds(now);
+    const mine = [...(swarm.seedsOf.get(machineId) ?? [])];
     const max = this.#o.maxSeeds ?? 4;
-    // Every chunk is held (or being seeded) by someone: nothing to look for.
-    if (mine.length >= max || swarm.unheld <= seeding.size) return mine;
+    // Every chunk nobody holds is assigned already (or there is none): nothing to look for.
+    if (mine.length >= max || swarm.unheld <= swarm.seeding.size) return mine;
     const start = Math.floor((this.#o.random ?? Math.random)() * own.chunks);
     for (let k = 0; k < own.chunks && mine.length < max; k++) {
       const i = (start + k) % own.chunks;
-      if (seeding.has(i) || held(i)) continue;
-      seeding.set(i, { machineId, until: now + (this.#o.seedTtlMs ?? 10_000) });
+      if (swarm.seeding.has(i) || (swarm.counts[i] ?? 0) > 0) continue;
+      swarm.seed(i, machineId, now + (this.#o.seedTtlMs ?? 10_000));
       mine.push(i);
     }
     return mine;

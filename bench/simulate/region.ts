@@ -15,9 +15,17 @@
  * `relayFallbackSlots` pieces at once to agents it did not ask to seed them (relay_busy).
  */
 
-import { pickFromPeers, pickPiece } from "../../agent-deno/piece-picker.ts";
+import {
+  type Lacking,
+  type PickOptions,
+  pickFromPeers,
+  pickPiece,
+} from "../../agent-deno/piece-picker.ts";
 import { seededRandom } from "../../protocol/test-support.ts";
 import { Tracker } from "../../region-relay/tracker.ts";
+
+/** Peers pickFromPeers looks at per pick (its default). */
+const PEER_TRIES = 3;
 
 export interface SimParams {
   region: number;
@@ -83,55 +91,93 @@ const KIND_COMPLETE = 2;
 const KIND_DIE = 3;
 const KIND_SEEDER_REPORT = 4;
 
-/** `Ev.from` of a piece from the agent's relay: one it was asked to seed, or a fallback. */
+/** `Events.from` of a piece from the agent's relay: one it was asked to seed, or a fallback. */
 const FROM_RELAY = -1;
 const FROM_RELAY_FALLBACK = -2;
 
-interface Ev {
-  t: number;
-  kind: number;
-  agent: number;
-  piece: number;
-  /** Agent index, or FROM_RELAY / FROM_RELAY_FALLBACK. */
-  from: number;
-}
-
-/** A binary min-heap of events by time. */
+/**
+ * A binary min-heap of events by time, kept in typed arrays (no object per event: 100,000
+ * agents make hundreds of millions of them). `pop()` leaves the earliest in `t`, `kind`,
+ * `agent`, `piece` and `from` (an agent index, or FROM_RELAY / FROM_RELAY_FALLBACK).
+ */
 class Events {
-  readonly #heap: Ev[] = [];
-  get size(): number {
-    return this.#heap.length;
-  }
-  push(e: Ev): void {
-    const h = this.#heap;
-    h.push(e);
-    let i = h.length - 1;
+  size = 0;
+  t = 0;
+  kind = 0;
+  agent = 0;
+  piece = 0;
+  from = 0;
+  #t = new Float64Array(1024);
+  #kind = new Int32Array(1024);
+  #agent = new Int32Array(1024);
+  #piece = new Int32Array(1024);
+  #from = new Int32Array(1024);
+
+  push(t: number, kind: number, agent: number, piece = -1, from = -1): void {
+    if (this.size === this.#t.length) this.#grow();
+    let i = this.size++;
     while (i > 0) {
       const up = (i - 1) >> 1;
-      if (h[up]!.t <= e.t) break;
-      h[i] = h[up]!;
+      if (this.#t[up]! <= t) break;
+      this.#move(up, i);
       i = up;
     }
-    h[i] = e;
+    this.#set(i, t, kind, agent, piece, from);
   }
-  pop(): Ev {
-    const h = this.#heap;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= h.length) break;
-        const r = l + 1;
-        const c = r < h.length && h[r]!.t < h[l]!.t ? r : l;
-        if (h[c]!.t >= last.t) break;
-        h[i] = h[c]!;
-        i = c;
-      }
-      h[i] = last;
+
+  pop(): void {
+    this.t = this.#t[0]!;
+    this.kind = this.#kind[0]!;
+    this.agent = this.#agent[0]!;
+    this.piece = this.#piece[0]!;
+    this.from = this.#from[0]!;
+    const last = --this.size;
+    if (last === 0) return;
+    const t = this.#t[last]!;
+    const kind = this.#kind[last]!;
+    const agent = this.#agent[last]!;
+    const piece = this.#piece[last]!;
+    const from = this.#from[last]!;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= last) break;
+      const r = l + 1;
+      const c = r < last && this.#t[r]! < this.#t[l]! ? r : l;
+      if (this.#t[c]! >= t) break;
+      this.#move(c, i);
+      i = c;
     }
-    return top;
+    this.#set(i, t, kind, agent, piece, from);
+  }
+
+  #move(from: number, to: number): void {
+    this.#t[to] = this.#t[from]!;
+    this.#kind[to] = this.#kind[from]!;
+    this.#agent[to] = this.#agent[from]!;
+    this.#piece[to] = this.#piece[from]!;
+    this.#from[to] = this.#from[from]!;
+  }
+
+  #set(i: number, t: number, kind: number, agent: number, piece: number, from: number): void {
+    this.#t[i] = t;
+    this.#kind[i] = kind;
+    this.#agent[i] = agent;
+    this.#piece[i] = piece;
+    this.#from[i] = from;
+  }
+
+  #grow(): void {
+    const grown = <A extends Float64Array | Int32Array>(a: A): A => {
+      const b = new (a.constructor as new (n: number) => A)(a.length * 2);
+      b.set(a);
+      return b;
+    };
+    this.#t = grown(this.#t);
+    this.#kind = grown(this.#kind);
+    this.#agent = grown(this.#agent);
+    this.#piece = grown(this.#piece);
+    this.#from = grown(this.#from);
   }
 }
 
@@ -157,13 +203,23 @@ export function simulateRegion(p: SimParams): RegionResult {
   const relayOf = (a: number) => a % p.relays;
 
   const bits = new Uint8Array(n * bitBytes);
-  const nbrCount = new Uint16Array(n * P);
+  // An agent has at most 2 × maxPeers peers: a byte per count while that fits (half the
+  // memory, and this array is touched for every neighbour of every piece received).
+  const nbrCount = 2 * p.maxPeers <= 255 ? new Uint8Array(n * P) : new Uint16Array(n * P);
   const nbrs: number[][] = Array.from({ length: n }, () => []);
   const remaining: number[][] = Array.from({ length: n }, () =>
     Array.from({ length: P }, (_, i) => i),
   );
   const pos = new Int32Array(n * P);
   for (let a = 0; a < n; a++) for (let i = 0; i < P; i++) pos[a * P + i] = i;
+  /** `remaining` as a bitfield per agent, with `pos`: what pickFromPeers calls `lacking`. */
+  const need = new Uint8Array(n * bitBytes);
+  for (let a = 0; a < n; a++)
+    for (let i = 0; i < P; i++) need[a * bitBytes + (i >> 3)]! |= 1 << (i & 7);
+  const lacking: Lacking[] = Array.from({ length: n }, (_, a) => ({
+    bits: need.subarray(a * bitBytes, (a + 1) * bitBytes),
+    at: pos.subarray(a * P, (a + 1) * P),
+  }));
   const done = new Int32Array(n);
   const picks = new Int32Array(n);
   const alive = new Uint8Array(n).fill(1);
@@ -173,6 +229,13 @@ export function simulateRegion(p: SimParams): RegionResult {
   const inFlight = new Int32Array(n);
   const lastReport = new Float64Array(n).fill(Number.NEGATIVE_INFINITY);
   const waitSince = new Float64Array(n).fill(Number.NaN);
+  /**
+   * Bumped whenever what an agent could get changes (a peer in reach got a piece it lacks, a peer was
+   * linked, the tracker answered, a piece was put back). A poll that found nothing in reach
+   * finds nothing again until it changes or the grace runs out, so it is not scanned again.
+   */
+  const changed = new Uint32Array(n);
+  const failedAt = new Float64Array(n).fill(-1);
   const lastSource = new Int32Array(n).fill(-2);
   const seeds: Set<number>[] = Array.from({ length: n }, () => new Set());
   const rate = new Float64Array(n).fill(p.hostBps);
@@ -199,19 +262,23 @@ export function simulateRegion(p: SimParams): RegionResult {
   const events = new Events();
   const ideal = p.pieces * p.pieceBytes;
   for (let a = 0; a < n; a++) {
-    events.push({ t: random() * p.goalSpreadS, kind: KIND_START, agent: a, piece: -1, from: -1 });
+    events.push(random() * p.goalSpreadS, KIND_START, a);
     if (random() < p.dyingFraction) {
       // Dying hosts go down while the deploy is under way.
       const t = random() * 1.5 * (ideal / p.hostBps);
-      events.push({ t, kind: KIND_DIE, agent: a, piece: -1, from: -1 });
+      events.push(t, KIND_DIE, a);
     }
   }
 
+  /** Each agent's `have` bitfield, as its peers see it. */
+  const held = Array.from({ length: n }, (_, a) => bits.subarray(a * bitBytes, (a + 1) * bitBytes));
   const hasBit = (a: number, i: number) => (bits[a * bitBytes + (i >> 3)]! & (1 << (i & 7))) !== 0;
 
   const link = (a: number, b: number) => {
     nbrs[a]!.push(b);
     nbrs[b]!.push(a);
+    changed[a]!++;
+    changed[b]!++;
     for (let i = 0; i < P; i++) {
       if (hasBit(b, i)) nbrCount[a * P + i]!++;
       if (hasBit(a, i)) nbrCount[b * P + i]!++;
@@ -243,6 +310,7 @@ export function simulateRegion(p: SimParams): RegionResult {
     countMessage(r, 2);
     if (done[a] === P) return;
     seeds[a] = new Set(answer.seed);
+    changed[a]!++;
     for (const peer of answer.peers) {
       if (nbrs[a]!.length >= p.maxPeers) break;
       const b = indexOf.get(peer.machine_id)!;
@@ -254,6 +322,7 @@ export function simulateRegion(p: SimParams): RegionResult {
   const take = (a: number, at: number) => {
     const list = remaining[a]!;
     const i = list[at]!;
+    need[a * bitBytes + (i >> 3)]! &= ~(1 << (i & 7));
     const last = list.pop()!;
     if (at < list.length) {
       list[at] = last;
@@ -263,6 +332,8 @@ export function simulateRegion(p: SimParams): RegionResult {
   };
 
   const putBack = (a: number, i: number) => {
+    changed[a]!++;
+    need[a * bitBytes + (i >> 3)]! |= 1 << (i & 7);
     pos[a * P + i] = remaining[a]!.length;
     remaining[a]!.push(i);
   };
@@ -291,7 +362,7 @@ export function simulateRegion(p: SimParams): RegionResult {
     const down = Math.max(start, downloadFree[a]!) + p.pieceBytes / rate[a]!;
     downloadFree[a] = down;
     inFlight[a]!++;
-    events.push({ t: Math.max(sent, down) + extra, kind: KIND_COMPLETE, agent: a, piece: i, from });
+    events.push(Math.max(sent, down) + extra, KIND_COMPLETE, a, i, from);
   };
 
   const idle = (a: number) => {
@@ -302,29 +373,63 @@ export function simulateRegion(p: SimParams): RegionResult {
     }
   };
 
+  /** Each agent's pick options, made once (a pick runs for every piece of every agent). */
+  type Pick = PickOptions & { tries: number; lacking: Lacking };
+  const pickPlain: Pick[] = Array.from({ length: n }, (_, a) => ({
+    fetched: 0,
+    holders: (i: number) => nbrCount[a * P + i]!,
+    random,
+    tries: PEER_TRIES,
+    lacking: lacking[a]!,
+  }));
+  const pickSeeding: Pick[] = pickPlain.map((o, a) => ({
+    ...o,
+    seeded: (i: number) => seeds[a]!.has(i),
+  }));
+  const heldBy = (b: number) => held[b];
+
+  /**
+   * The `k` live peers in reach with the shortest upload queue, shortest first, ties at random:
+   * what pickFromPeers looks at of mesh.ts's least-busy order (a full sort per pick would cost
+   * more than the pick).
+   */
+  const chosen: number[] = [];
+  const chosenKey: number[] = [];
+  const leastBusy = (a: number, k: number): number[] => {
+    chosen.length = 0;
+    chosenKey.length = 0;
+    for (const b of nbrs[a]!) {
+      if (!alive[b]) continue;
+      const key = uploadFree[b]!;
+      let i = chosen.length;
+      if (i === k && !(key < chosenKey[k - 1]! || (key === chosenKey[k - 1] && random() < 0.5)))
+        continue;
+      if (i === k) i--;
+      while (i > 0 && (key < chosenKey[i - 1]! || (key === chosenKey[i - 1] && random() < 0.5))) {
+        chosen[i] = chosen[i - 1]!;
+        chosenKey[i] = chosenKey[i - 1]!;
+        i--;
+      }
+      chosen[i] = b;
+      chosenKey[i] = key;
+    }
+    return chosen;
+  };
+
   /** One piece asked for, as the agent's download and mesh.ts do; false when it must wait. */
   const request = (a: number): boolean => {
+    if (failedAt[a] === changed[a] && simNow - waitSince[a]! < p.relayGraceS) {
+      events.push(simNow + 0.05, KIND_IDLE, a);
+      return false;
+    }
     const list = remaining[a]!;
-    const base = a * P;
     const own = seeds[a]!;
-    const pick = {
-      fetched: picks[a]!,
-      holders: (i: number) => nbrCount[base + i]!,
-      seeded: (i: number) => own.has(i),
-      random,
-    };
+    // As mesh.ts does: no seeding predicate while the tracker asked for nothing.
+    const pick = own.size > 0 ? pickSeeding[a]! : pickPlain[a]!;
+    pick.fetched = picks[a]!;
     let at: number;
     let best = -1;
-    const first = p.peerFirst
-      ? pickFromPeers(
-          list,
-          nbrs[a]!.filter((b) => alive[b]).sort(
-            (x, y) => uploadFree[x]! - uploadFree[y]! || random() - 0.5,
-          ),
-          (b, i) => hasBit(b, i),
-          pick,
-        )
-      : null;
+    const first = p.peerFirst ? pickFromPeers(list, leastBusy(a, PEER_TRIES), heldBy, pick) : null;
     if (first) {
       at = first.at;
       best = first.peer;
@@ -363,7 +468,7 @@ export function simulateRegion(p: SimParams): RegionResult {
         // relay_busy: the peers are asked again first, a little later.
         relayBusy++;
         const t = simNow + 0.1 + random() * 0.2;
-        events.push({ t, kind: KIND_IDLE, agent: a, piece: -1, from: -1 });
+        events.push(t, KIND_IDLE, a);
         return false;
       }
       take(a, at);
@@ -373,11 +478,12 @@ export function simulateRegion(p: SimParams): RegionResult {
       return true;
     }
     // No one in reach holds it yet: look again shortly, as mesh.ts polls every 50 ms.
-    events.push({ t: simNow + 0.05, kind: KIND_IDLE, agent: a, piece: -1, from: -1 });
+    failedAt[a] = changed[a]!;
+    events.push(simNow + 0.05, KIND_IDLE, a);
     return false;
   };
 
-  const complete = (e: Ev) => {
+  const complete = (e: Events) => {
     const a = e.agent;
     if (e.from === FROM_RELAY_FALLBACK) fallbackServing[relayOf(a)]!--;
     if (!alive[a]) return;
@@ -386,12 +492,17 @@ export function simulateRegion(p: SimParams): RegionResult {
       putBack(a, e.piece); // the sender died mid-transfer: ask again
     } else {
       bits[a * bitBytes + (e.piece >> 3)]! |= 1 << (e.piece & 7);
-      for (const b of nbrs[a]!) nbrCount[b * P + e.piece]!++;
+      const byte = e.piece >> 3;
+      const bit = 1 << (e.piece & 7);
+      for (const b of nbrs[a]!) {
+        nbrCount[b * P + e.piece]!++;
+        if (need[b * bitBytes + byte]! & bit) changed[b]!++; // b still lacks it
+      }
       done[a] = done[a]! + 1;
       if (done[a] === P) {
         finishedAt[a] = simNow;
         report(a);
-        events.push({ t: simNow + 5, kind: KIND_SEEDER_REPORT, agent: a, piece: -1, from: -1 });
+        events.push(simNow + 5, KIND_SEEDER_REPORT, a);
         return;
       }
     }
@@ -412,7 +523,8 @@ export function simulateRegion(p: SimParams): RegionResult {
 
   let running = n;
   while (events.size > 0) {
-    const e = events.pop();
+    events.pop();
+    const e = events;
     simNow = e.t;
     if (simNow > p.horizonS) break;
     switch (e.kind) {
@@ -431,7 +543,7 @@ export function simulateRegion(p: SimParams): RegionResult {
       case KIND_SEEDER_REPORT:
         if (alive[e.agent] && running > 0) {
           report(e.agent);
-          events.push({ ...e, t: simNow + 5 });
+          events.push(simNow + 5, KIND_SEEDER_REPORT, e.agent);
         }
         break;
     }
