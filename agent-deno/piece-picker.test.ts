@@ -116,3 +116,16 @@ Deno.test("pickFromPeers() uses the caller's lacking bitfield and positions when
   });
   assert.deepEqual(got, { at: 1, peer: "p" });
 });
+
+Deno.test("pickFromPeers() finds a peer's chunks in builds of any size, one after another", () => {
+  // Builds of 300, 500 and 2,000 chunks, in an order that regrows the scratch space.
+  for (const chunks of [300, 500, 257, 2000, 400]) {
+    const remaining = Array.from({ length: chunks }, (_, i) => i);
+    const last = chunks - 1;
+    const got = pickFromPeers(remaining, ["p"], () => bitfield(chunks, [last]), {
+      fetched: 9,
+      holders: () => 1,
+    });
+    assert.deepEqual(got, { at: last, peer: "p" }, `${chunks} chunks`);
+  }
+});

@@ -118,8 +118,10 @@ let built = { bits: new Uint8Array(32), at: new Int32Array(256) };
 function lackingOf(remaining: readonly number[]): Lacking {
   let max = 0;
   for (const chunk of remaining) max = Math.max(max, chunk);
-  if (built.at.length <= max)
-    built = { bits: new Uint8Array((max >> 3) + 1), at: new Int32Array(2 * (max + 1)) };
+  if (built.at.length <= max) {
+    const room = 2 * (max + 1);
+    built = { bits: new Uint8Array((room >> 3) + 1), at: new Int32Array(room) };
+  }
   const { bits, at } = built;
   bits.fill(0, 0, (max >> 3) + 1);
   for (let i = 0; i < remaining.length; i++) {

@@ -210,3 +210,16 @@ Deno.test("Tracker.holders() equals a recount of the latest reports, and seeds g
     }),
   );
 });
+
+Deno.test("Tracker ignores a have's bits past its last chunk, even once the counts grow", () => {
+  const tracker = new Tracker({ peerUrl: url });
+  const padded = bits(16, [0, 5, 6, 7, 12]); // 5..7 are past chunk 4
+  tracker.report("a", { buildId: 1, chunks: 5, bits: padded.subarray(0, 1) });
+  tracker.report("a", { buildId: 1, chunks: 5, bits: padded }); // a byte too many
+  tracker.report("b", { buildId: 1, chunks: 16, bits: bits(16, [1]) }); // the counts grow
+  tracker.report("a", { buildId: 1, chunks: 5, bits: bits(8, [0]) });
+  assert.deepEqual(
+    [0, 1, 5, 6, 7, 12].map((i) => tracker.holders(1, i)),
+    [1, 1, 0, 0, 0, 0],
+  );
+});

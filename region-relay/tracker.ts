@@ -34,6 +34,20 @@ interface Holding {
   bits: Uint8Array;
 }
 
+/**
+ * The holding with the bits past its last chunk cleared: a report may set them, and they must
+ * not count once a later report of more chunks grows the counts.
+ */
+function withoutPadding(h: Holding): Holding {
+  const bytes = Math.ceil(h.chunks / 8);
+  const keep = (1 << (h.chunks & 7)) - 1; // of the last byte, when chunks is not a multiple of 8
+  const padded = keep !== 0 && bytes <= h.bits.length && (h.bits[bytes - 1]! & ~keep) !== 0;
+  if (h.bits.length <= bytes && !padded) return h;
+  const bits = h.bits.slice(0, bytes);
+  if (keep !== 0 && bytes > 0) bits[bytes - 1]! &= keep;
+  return { chunks: h.chunks, bits };
+}
+
 /** Who holds what of one build, with a per-chunk count of trusted holders. */
 class Swarm {
   readonly holdings = new Map<string, Holding>();
@@ -80,7 +94,8 @@ class Swarm {
     }
   }
 
-  set(machineId: string, holding: Holding, trusted: boolean): void {
+  set(machineId: string, given: Holding, trusted: boolean): void {
+    const holding = withoutPadding(given);
     const old = this.holdings.get(machineId);
     if (!old) {
       this.#at.set(machineId, this.ids.length);
