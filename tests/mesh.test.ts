@@ -16,6 +16,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { processesUnder } from "./support/faults.ts";
 import {
   type DenoProcess,
   enrollmentSecret,
@@ -119,10 +120,20 @@ beforeAll(async () => {
   await Promise.all(Array.from({ length: AGENTS }, (_, i) => addAgent(`machine-${i}`)));
 }, 180_000);
 
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // gone meanwhile
+  }
+}
+
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.proc.stop()));
   await relay?.proc.stop();
   await stack?.stop();
+  // The agents killed -9 could not stop their apps: those are ended here, by pid.
+  if (work) for (const p of await processesUnder(work)) killQuietly(p.pid);
   if (work && !process.env.KEEP_TEST_DIR) await rm(work, { recursive: true, force: true });
   else if (work) console.log(`kept ${work}`);
 }, 60_000);
@@ -221,12 +232,16 @@ describe("the mesh (real processes)", () => {
     const dropped = survivors.flatMap((a) =>
       a.proc.events("peer:dropped").filter((e) => e.peer === "machine-stall"),
     );
+    // The mesh still carries most of it: relay only would be a copy per agent (12 here); runs
+    // have given 2.3 to 2.8 copies, the timed-out and the killed agents' chunks included.
+    const faultCopies = (after.bytes - before.bytes) / second.size;
+    expect(faultCopies).toBeLessThan(5);
     console.log(
       JSON.stringify({
         mesh_fault_figures: {
           survivors: survivors.length,
           chunks: new Set(second.chunks).size,
-          relay_copies: Number(((after.bytes - before.bytes) / second.size).toFixed(2)),
+          relay_copies: Number(faultCopies.toFixed(2)),
           bans: banned.length,
           stall_timeouts: timeouts.length,
           stall_dropped_by: dropped.length,

@@ -32,12 +32,35 @@ export async function publish(
     body: { worker_id: "bench", wait_s: 5 },
   });
   if (claim.build.id !== queued.id) throw new Error(`claimed ${claim.build.id}, not ${queued.id}`);
+  // A big artifact uploads for longer than one lease: keep it, as a build worker does.
+  const beat = setInterval(() => {
+    must(stack, "POST", `/v1/worker/builds/${queued.id}/heartbeat`, {
+      token: builder,
+      body: { lease_token: claim.lease_token },
+    }).catch((err) => console.error(`heartbeat: ${err}`));
+  }, claim.heartbeat_interval_ms);
+  try {
+    return await upload(stack, app, bytes, commit, queued.id, claim.lease_token);
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+async function upload(
+  stack: Stack,
+  app: string,
+  bytes: Uint8Array,
+  commit: string,
+  buildId: number,
+  leaseToken: string,
+): Promise<{ buildId: number; chunks: number }> {
+  const { deployer, builder } = stack.tokens;
   const inFlight = new Set<Promise<unknown>>();
   const manifest = await manifestFromStream(
     (async function* () {
       yield bytes;
     })(),
-    { app, build_id: queued.id, commit_sha: commit },
+    { app, build_id: buildId, commit_sha: commit },
     {
       params: BENCH_CHUNKER,
       onChunk: (chunk) => {
@@ -50,15 +73,14 @@ export async function publish(
     },
   );
   await Promise.all(inFlight);
-  await must(stack, "POST", `/v1/worker/builds/${queued.id}/complete`, {
+  await must(stack, "POST", `/v1/worker/builds/${buildId}/complete`, {
     token: builder,
-    body: { lease_token: claim.lease_token, manifest },
+    body: { lease_token: leaseToken, manifest },
   });
   await until(
-    `build ${queued.id} deployable`,
-    async () =>
-      (await must(stack, "GET", `/v1/builds/${queued.id}`, { token: deployer })).deployable,
+    `build ${buildId} deployable`,
+    async () => (await must(stack, "GET", `/v1/builds/${buildId}`, { token: deployer })).deployable,
     120_000,
   );
-  return { buildId: queued.id, chunks: manifest.chunks.length };
+  return { buildId, chunks: manifest.chunks.length };
 }
