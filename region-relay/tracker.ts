@@ -302,8 +302,9 @@ export class Tracker {
   #recount(machineId: string, by: 1 | -1): void {
     for (const swarm of this.#builds.values()) {
       const holding = swarm.holdings.get(machineId);
-      if (holding)
-        swarm.recount(by === 1 ? undefined : holding.bits, by === 1 ? holding.bits : undefined);
+      if (!holding) continue;
+      if (by === 1) swarm.recount(undefined, holding.bits);
+      else swarm.recount(holding.bits, undefined);
     }
   }
 
