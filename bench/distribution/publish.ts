@@ -32,16 +32,19 @@ export async function publish(
     body: { worker_id: "bench", wait_s: 5 },
   });
   if (claim.build.id !== queued.id) throw new Error(`claimed ${claim.build.id}, not ${queued.id}`);
-  // A big artifact uploads for longer than one lease: keep it, as a build worker does.
+  // A big artifact uploads for longer than one lease: keep it, as a build worker does. A beat
+  // still in flight when the build completes is refused (lease_lost): not an error then.
+  let uploaded = false;
   const beat = setInterval(() => {
     must(stack, "POST", `/v1/worker/builds/${queued.id}/heartbeat`, {
       token: builder,
       body: { lease_token: claim.lease_token },
-    }).catch((err) => console.error(`heartbeat: ${err}`));
+    }).catch((err) => uploaded || console.error(`heartbeat: ${err}`));
   }, claim.heartbeat_interval_ms);
   try {
     return await upload(stack, app, bytes, commit, queued.id, claim.lease_token);
   } finally {
+    uploaded = true;
     clearInterval(beat);
   }
 }
