@@ -244,3 +244,60 @@ Deno.test("Mesh: a relay busy with fallback asks is asked again after the peers,
     alone.stop();
   }
 });
+
+Deno.test("Mesh picks at most seedSlots of the chunks it seeds at once; the other slots go to peers", async () => {
+  const key = btoa(String.fromCharCode(...new Uint8Array(32).fill(7)));
+  const eight = { ...start, sizes: new Array(8).fill(10), done: new Uint8Array(1) };
+  // A peer holding chunks 4-7; the tracker asks this agent to seed 0-3 (nobody holds them).
+  const holder = new Mesh({
+    machineId: "good",
+    relay,
+    logger: silentLogger,
+    sendToRelay: () => true,
+  });
+  holder.builds.add({ ...eight, done: new Uint8Array([0b1111_0000]) });
+  const mesh = new Mesh({
+    machineId: "m1",
+    relay,
+    logger: silentLogger,
+    sendToRelay: () => true,
+    seedSlots: 2,
+    connect: () => {
+      const [mine, theirs] = MemorySocket.pair();
+      holder.accept(theirs as unknown as WebSocket, "m1");
+      return mine as unknown as WebSocket;
+    },
+  });
+  try {
+    const tracking = mesh.begin(eight);
+    // Past the first few random picks, so that every pick below follows the rules.
+    mesh.builds.get(3)!.fetched = 10;
+    mesh.onRelayFrame("peers", {
+      type: "peers",
+      build_id: 3,
+      peer_key: key,
+      seed: [0, 1, 2, 3],
+      peers: [{ machine_id: "good", peer_url: "ws://good/v1/peer", ticket: "0".repeat(64) }],
+    });
+    await new Promise((r) => setTimeout(r, 20)); // the holder's have arrives
+    const remaining = [0, 1, 2, 3, 4, 5, 6, 7];
+    const pick = () => remaining.splice(tracking.pick(remaining), 1)[0]!;
+    const seeds = [pick(), pick()];
+    assert.ok(
+      seeds.every((c) => c < 4),
+      `seeds first: ${seeds}`,
+    );
+    // Two seeds in flight: the next picks come from the peer, not a third seed.
+    const fromPeer = [pick(), pick()];
+    assert.ok(
+      fromPeer.every((c) => c >= 4),
+      `peer's chunks while two seeds fly: ${fromPeer}`,
+    );
+    tracking.done(seeds[0]!);
+    assert.ok(pick() < 4, "a seed slot freed: seeds come first again");
+    tracking.end();
+  } finally {
+    mesh.stop();
+    holder.stop();
+  }
+});

@@ -79,6 +79,8 @@ const base = {
   goalSpreadS: num("goal-spread-ms") / 1000,
   maxPeers: num("max-peers"),
   concurrency: Math.max(1, num("concurrency")),
+  // As agent-deno/main.ts sets the mesh's seedSlots: half the download concurrency.
+  seedSlots: Math.max(1, Math.floor(Math.max(1, num("concurrency")) / 2)),
   relayGraceS: 2,
   relayFallbackSlots: num("relay-fallback-slots"),
   peerFirst: pickerFlag(),

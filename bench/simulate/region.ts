@@ -7,8 +7,11 @@
  *
  * Time is continuous (an event queue). Links are modelled, not run: each end of a link is a
  * queue served at its bandwidth (a sender's uploads one after the other, a receiver's
- * downloads likewise), and a transfer ends when both ends have carried it; each agent keeps
- * `concurrency` pieces in flight, as the agent's download does (default 4), so peer latency
+ * downloads likewise), and a transfer ends when both ends have carried it; the receiver's
+ * link takes its share from when the sender starts (a transfer queued behind a sender's other
+ * uploads, or behind the relay's bucket read, leaves the receiver's link free meanwhile);
+ * each agent keeps `concurrency` pieces in flight, as the agent's download does (default 4),
+ * at most `seedSlots` of them the pieces the tracker asked it to seed, so peer latency
  * is paid once per source change, not per piece; a relay
  * reads a chunk from its bucket the first time an agent asks it for it, at the bucket's
  * bandwidth and latency, and serves it from its cache after; it serves at most
@@ -47,6 +50,11 @@ export interface SimParams {
   maxPeers: number;
   /** Pieces in flight per agent (the agent's --download-concurrency). */
   concurrency: number;
+  /**
+   * Of those, pieces the tracker asked an agent to seed fetched at once (the mesh's
+   * seedSlots: half the concurrency, as the agent's main.ts sets it).
+   */
+  seedSlots: number;
   relayGraceS: number;
   /**
    * Pieces a relay serves at once to agents that could wait for a peer (the relay's
@@ -90,6 +98,8 @@ const KIND_IDLE = 1;
 const KIND_COMPLETE = 2;
 const KIND_DIE = 3;
 const KIND_SEEDER_REPORT = 4;
+/** A sender starts a transfer it had queued: the receiver's link takes its share from then. */
+const KIND_SEND = 5;
 
 /** `Events.from` of a piece from the agent's relay: one it was asked to seed, or a fallback. */
 const FROM_RELAY = -1;
@@ -227,6 +237,8 @@ export function simulateRegion(p: SimParams): RegionResult {
   const uploadFree = new Float64Array(n);
   const downloadFree = new Float64Array(n);
   const inFlight = new Int32Array(n);
+  /** Pieces the tracker asked each agent to seed, in flight from the relay. */
+  const seedsInFlight = new Int32Array(n);
   const lastReport = new Float64Array(n).fill(Number.NEGATIVE_INFINITY);
   const waitSince = new Float64Array(n).fill(Number.NaN);
   /**
@@ -338,6 +350,10 @@ export function simulateRegion(p: SimParams): RegionResult {
     remaining[a]!.push(i);
   };
 
+  /**
+   * A piece from the agent's relay. One the relay has not read yet is sent once it has: until
+   * then neither the relay's link nor the agent's carries it (the agent's other slots go on).
+   */
   const fromRelay = (a: number, i: number, fallback: boolean) => {
     const r = relayOf(a);
     const slot = r * P + i;
@@ -348,16 +364,29 @@ export function simulateRegion(p: SimParams): RegionResult {
       reads[slot]!++;
       bucketReads++;
     }
-    const start = Math.max(simNow, relayFree[r]!, cachedAt[slot]!);
+    relayServed++;
+    if (fallback) fallbackServing[r]!++;
+    else seedsInFlight[a]!++;
+    const from = fallback ? FROM_RELAY_FALLBACK : FROM_RELAY;
+    if (cachedAt[slot]! > simNow) {
+      inFlight[a]!++;
+      events.push(cachedAt[slot]!, KIND_SEND, a, i, from);
+    } else relaySend(a, i, from);
+  };
+
+  const relaySend = (a: number, i: number, from: number) => {
+    const r = relayOf(a);
+    const start = Math.max(simNow, relayFree[r]!);
     relayFree[r] = start + p.pieceBytes / p.relayBps;
     const switched = lastSource[a] !== -1 ? p.latencyS : 0;
     lastSource[a] = -1;
-    relayServed++;
-    if (fallback) fallbackServing[r]!++;
-    book(a, i, fallback ? FROM_RELAY_FALLBACK : FROM_RELAY, start, relayFree[r]!, switched);
+    book(a, i, from, start, relayFree[r]!, switched);
   };
 
-  /** The receiving end's share of a transfer whose sender starts at `start`, done at `sent`. */
+  /**
+   * The receiving end's share of a transfer whose sender starts at `start` (now: a sender that
+   * starts later books it then, a KIND_SEND), done at `sent`.
+   */
   const book = (a: number, i: number, from: number, start: number, sent: number, extra: number) => {
     const down = Math.max(start, downloadFree[a]!) + p.pieceBytes / rate[a]!;
     downloadFree[a] = down;
@@ -424,8 +453,10 @@ export function simulateRegion(p: SimParams): RegionResult {
     }
     const list = remaining[a]!;
     const own = seeds[a]!;
-    // As mesh.ts does: no seeding predicate while the tracker asked for nothing.
-    const pick = own.size > 0 ? pickSeeding[a]! : pickPlain[a]!;
+    // As mesh.ts does: no seeding predicate while the tracker asked for nothing, or while
+    // seedSlots of its seeds are in flight.
+    const seeding = own.size > 0 && seedsInFlight[a]! < p.seedSlots;
+    const pick = seeding ? pickSeeding[a]! : pickPlain[a]!;
     pick.fetched = picks[a]!;
     let at: number;
     let best = -1;
@@ -457,7 +488,11 @@ export function simulateRegion(p: SimParams): RegionResult {
       const switched = lastSource[a] !== best ? p.latencyS : 0;
       lastSource[a] = best;
       peerServed++;
-      book(a, i, best, start, uploadFree[best]!, switched);
+      if (start > simNow) {
+        // Queued behind the sender's other uploads: this link is free for others meanwhile.
+        inFlight[a]!++;
+        events.push(start + switched, KIND_SEND, a, i, best);
+      } else book(a, i, best, start, uploadFree[best]!, switched);
       return true;
     }
     if (Number.isNaN(waitSince[a]!)) waitSince[a] = simNow;
@@ -486,6 +521,7 @@ export function simulateRegion(p: SimParams): RegionResult {
   const complete = (e: Events) => {
     const a = e.agent;
     if (e.from === FROM_RELAY_FALLBACK) fallbackServing[relayOf(a)]!--;
+    if (e.from === FROM_RELAY) seedsInFlight[a]!--;
     if (!alive[a]) return;
     inFlight[a]!--;
     if (e.from >= 0 && !alive[e.from]) {
@@ -507,6 +543,19 @@ export function simulateRegion(p: SimParams): RegionResult {
       }
     }
     idle(a);
+  };
+
+  /** A queued transfer starts (KIND_SEND): the relay had read the piece, or the peer got to it. */
+  const send = (e: Events) => {
+    const a = e.agent;
+    inFlight[a]!--;
+    if (!alive[a]) {
+      if (e.from === FROM_RELAY_FALLBACK) fallbackServing[relayOf(a)]!--;
+      return;
+    }
+    if (e.from < 0) relaySend(a, e.piece, e.from);
+    // The sender's link was booked when it was asked; the receiver's is booked now.
+    else book(a, e.piece, e.from, simNow, simNow + p.pieceBytes / rate[e.from]!, 0);
   };
 
   const die = (a: number) => {
@@ -539,6 +588,9 @@ export function simulateRegion(p: SimParams): RegionResult {
       case KIND_DIE:
         if (alive[e.agent] && done[e.agent] !== P) running--;
         die(e.agent);
+        break;
+      case KIND_SEND:
+        send(events);
         break;
       case KIND_SEEDER_REPORT:
         if (alive[e.agent] && running > 0) {
