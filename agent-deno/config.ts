@@ -34,6 +34,11 @@ export interface Config {
   healthTimeoutMs: number;
   /** Chunk downloads in flight per app. Default 4 (--download-concurrency). */
   downloadConcurrency: number;
+  /**
+   * Of those, chunks the tracker asked this agent to seed (fetched from the relay) at once; the
+   * rest go to peers. Default half the download concurrency, at least 1 (--seed-slots).
+   */
+  seedSlots: number;
   /** The mesh's listening port (--peer-port; 0: any free port). Default null: no mesh, relay only. */
   peerPort: number | null;
   /** Address the peer listener binds, and peers are told (unless 0.0.0.0: then the hostname). Default 0.0.0.0 (--peer-host). */
@@ -73,6 +78,7 @@ export const USAGE = `fleetship-agent --region REGION --relay URL [--relay URL .
   --app-port-base N          PORT = N + the app's slot (FLEETSHIP_APP_PORT_BASE)
   --health-timeout-s S       deadline for a new release's health check (default 30)
   --download-concurrency N   chunk downloads in flight per app (default 4)
+  --seed-slots N             of those, chunks the relay's tracker asked this agent to seed (default half)
   --peer-port N              serve and fetch pieces among peers on this port (0: any; default: no mesh)
   --peer-host HOST           bind and advertise address for peers (default 0.0.0.0, advertised as the hostname)
   --max-peers N              peer connections kept (default 12)
@@ -96,6 +102,7 @@ const OPTIONS = {
   "app-port-base": { type: "string" },
   "health-timeout-s": { type: "string" },
   "download-concurrency": { type: "string" },
+  "seed-slots": { type: "string" },
   "peer-port": { type: "string" },
   "peer-host": { type: "string" },
   "max-peers": { type: "string" },
@@ -160,6 +167,13 @@ export function parseConfig(
     problems.push("enrollment needs --url (the control plane)");
   const base = pick("app-port-base", "FLEETSHIP_APP_PORT_BASE");
   const peerPort = pick("peer-port", "FLEETSHIP_PEER_PORT");
+  const downloadConcurrency = int(
+    pick("download-concurrency", "FLEETSHIP_DOWNLOAD_CONCURRENCY"),
+    4,
+    "--download-concurrency",
+    1,
+    64,
+  );
   const rate = (raw: string | undefined, name: string): number | null => {
     if (raw === undefined) return null;
     const n = Number(raw);
@@ -194,10 +208,11 @@ export function parseConfig(
         1,
         3600,
       ) * 1000,
-    downloadConcurrency: int(
-      pick("download-concurrency", "FLEETSHIP_DOWNLOAD_CONCURRENCY"),
-      4,
-      "--download-concurrency",
+    downloadConcurrency,
+    seedSlots: int(
+      pick("seed-slots", "FLEETSHIP_SEED_SLOTS"),
+      Math.max(1, Math.floor(downloadConcurrency / 2)),
+      "--seed-slots",
       1,
       64,
     ),

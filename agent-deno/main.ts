@@ -116,8 +116,7 @@ const mesh =
         peers: config.peerPort !== null,
         maxPeers: config.maxPeers,
         uploadSlots: config.uploadSlots,
-        // Seeding from the relay takes at most half the download's slots; peers get the rest.
-        seedSlots: Math.max(1, Math.floor(config.downloadConcurrency / 2)),
+        seedSlots: config.seedSlots,
         requestTimeoutMs: config.peerTimeoutMs,
         relayGraceMs: config.relayGraceMs,
         // Tests only (tests/mesh.test.ts): this agent serves its peers wrong bytes, or takes

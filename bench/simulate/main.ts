@@ -31,6 +31,8 @@ const { values: flags } = parseArgs({
     "goal-spread-ms": { type: "string", default: "500" },
     "max-peers": { type: "string", default: "12" },
     concurrency: { type: "string", default: "4" },
+    /** The mesh's seedSlots; default half the concurrency, as agent-deno/main.ts sets it. */
+    "seed-slots": { type: "string" },
     /**
      * The relay's --fallback-slots (default 32 of ~4 MiB chunks), in this model's 16 MiB
      * pieces: the same bytes in flight. 0: no bound, for comparison.
@@ -79,8 +81,10 @@ const base = {
   goalSpreadS: num("goal-spread-ms") / 1000,
   maxPeers: num("max-peers"),
   concurrency: Math.max(1, num("concurrency")),
-  // As agent-deno/main.ts sets the mesh's seedSlots: half the download concurrency.
-  seedSlots: Math.max(1, Math.floor(Math.max(1, num("concurrency")) / 2)),
+  seedSlots:
+    flags["seed-slots"] === undefined
+      ? Math.max(1, Math.floor(Math.max(1, num("concurrency")) / 2))
+      : Math.max(1, num("seed-slots")),
   relayGraceS: 2,
   relayFallbackSlots: num("relay-fallback-slots"),
   peerFirst: pickerFlag(),
