@@ -5,6 +5,7 @@
  * written, so a peer never gets bytes this agent did not check.
  */
 import { open } from "node:fs/promises";
+import { pieceRoom } from "../protocol/peer-wire.ts";
 import type { DownloadStart } from "./piece-source.ts";
 
 export interface MeshBuild extends DownloadStart {
@@ -85,7 +86,8 @@ async function readAt(path: string, offset: number, size: number): Promise<Uint8
     return null; // renamed into its release meanwhile, or pruned
   }
   try {
-    const out = new Uint8Array(size);
+    // Read where the piece frame will carry it (protocol/peer-wire.ts), so it is not copied.
+    const out = pieceRoom(size);
     for (let at = 0; at < size; ) {
       const { bytesRead } = await file.read(out, at, size - at, offset + at);
       if (bytesRead === 0) return null;

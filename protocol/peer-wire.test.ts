@@ -9,6 +9,7 @@ import {
   type PeerMessage,
   PeerWireError,
   PIECE_HEADER_BYTES,
+  pieceRoom,
 } from "./peer-wire.ts";
 
 const build = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
@@ -141,6 +142,31 @@ describe("peer wire", () => {
     new DataView(h.buffer).setUint32(9, MAX_CHUNKS_PER_BUILD + 1);
     expect(decodeError(h).code).toBe("bad_count");
     expect(decodeError(new Uint8Array()).code).toBe("empty");
+  });
+
+  it("encodePeerMessage() frames a piece read into pieceRoom() where it lies; decode gives a view", () => {
+    fc.assert(
+      fc.property(build, index, fc.uint8Array({ maxLength: 300 }), (b, i, bytes) => {
+        const room = pieceRoom(bytes.length);
+        room.set(bytes);
+        const frame = encodePeerMessage({ type: "piece", build_id: b, index: i, bytes: room });
+        expect(frame.buffer).toBe(room.buffer); // not copied
+        expect(frame).toEqual(encodePeerMessage({ type: "piece", build_id: b, index: i, bytes }));
+        const decoded = decodePeerFrame(frame);
+        if (decoded.kind !== "message" || decoded.message.type !== "piece") throw new Error("piece");
+        expect(decoded.message.bytes.buffer).toBe(frame.buffer); // a view, not a copy
+        expect([...decoded.message.bytes]).toEqual([...bytes]);
+      }),
+    );
+  });
+
+  it("encodePeerMessage() copies a piece that is not in a room of its own, leaving its buffer alone", () => {
+    const shared = new Uint8Array(100).fill(9);
+    const bytes = shared.subarray(PIECE_HEADER_BYTES, 50); // header-sized gap, but a bigger buffer
+    const frame = encodePeerMessage({ type: "piece", build_id: 3, index: 1, bytes });
+    expect(frame.buffer).not.toBe(shared.buffer);
+    expect([...shared]).toEqual(new Array(100).fill(9)); // no header written into it
+    expect([...frame.subarray(PIECE_HEADER_BYTES)]).toEqual([...bytes]);
   });
 
   it("decodePeerFrame() passes an unknown kind up with its payload", () => {
