@@ -153,7 +153,8 @@ describe("peer wire", () => {
         expect(frame.buffer).toBe(room.buffer); // not copied
         expect(frame).toEqual(encodePeerMessage({ type: "piece", build_id: b, index: i, bytes }));
         const decoded = decodePeerFrame(frame);
-        if (decoded.kind !== "message" || decoded.message.type !== "piece") throw new Error("piece");
+        if (decoded.kind !== "message" || decoded.message.type !== "piece")
+          throw new Error("piece");
         expect(decoded.message.bytes.buffer).toBe(frame.buffer); // a view, not a copy
         expect([...decoded.message.bytes]).toEqual([...bytes]);
       }),
