@@ -153,7 +153,8 @@ export class Mesh implements PieceSource {
     // Chunks the tracker asked to seed, picked and not yet done. A seed comes from the relay,
     // which may first have to read it from its bucket: with every slot on seeds, the agent's
     // link stood idle meanwhile, and the agents asked first finished last (bench/simulate:
-    // p99.9 2.01 → 1.45 × T0 with at most half the slots on seeds).
+    // p99.9 2.01 → 1.40 × T0 with at most half the slots on seeds; 1.25 with the tracker's
+    // matching bound).
     const seeding = new Set<number>();
     const seedSlots = this.#o.seedSlots ?? 2;
     this.#report(true);

@@ -66,6 +66,8 @@ const pieces = Math.ceil((num("size-gib") * 1024 * MiB) / pieceBytes);
 const hostBps = gbit(num("host-gbit"));
 const t0 = (pieces * pieceBytes) / hostBps;
 
+const concurrency = Math.max(1, num("concurrency"));
+
 const base = {
   relays: Math.max(1, num("relays-per-region")),
   pieces,
@@ -80,10 +82,10 @@ const base = {
   dyingFraction: num("dying-fraction"),
   goalSpreadS: num("goal-spread-ms") / 1000,
   maxPeers: num("max-peers"),
-  concurrency: Math.max(1, num("concurrency")),
+  concurrency,
   seedSlots:
     flags["seed-slots"] === undefined
-      ? Math.max(1, Math.floor(Math.max(1, num("concurrency")) / 2))
+      ? Math.max(1, Math.floor(concurrency / 2))
       : Math.max(1, num("seed-slots")),
   relayGraceS: 2,
   relayFallbackSlots: num("relay-fallback-slots"),
