@@ -23,7 +23,11 @@ const libsqlPort = Number(process.env.TEST_LIBSQL_PORT ?? (await freePort()));
 process.env.TEST_LIBSQL_PORT = String(libsqlPort);
 
 /** Integration tests light enough to run beside the rest: they start no control plane. */
-const LIGHT_INTEGRATION = ["tests/libsql-server.test.ts", "tests/durability.test.ts"];
+const LIGHT_INTEGRATION = [
+  "tests/libsql-server.test.ts",
+  "tests/durability.test.ts",
+  "tests/flags.test.ts",
+];
 
 // One runner, three projects: `node` runs unit tests of runtime-neutral code and light
 // integration tests; `stack` runs, one file at a time, the tests that start the local stack and

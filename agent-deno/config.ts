@@ -2,7 +2,9 @@
  * The agent's configuration, from flags and environment (a flag wins), typed once with a
  * documented default per field. Every problem is reported together.
  */
-import { parseArgs } from "node:util";
+import { ConfigError, type FlagSpec, readFlags } from "../protocol/flags.ts";
+
+export { ConfigError };
 
 export interface Config {
   /** The control plane's base URL, for enrollment (and the public key if not provisioned). */
@@ -57,13 +59,6 @@ export interface Config {
   relayGraceMs: number;
 }
 
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n- ${problems.join("\n- ")}`);
-  }
-}
-
 export const USAGE = `fleetship-agent --region REGION --relay URL [--relay URL ...] [options]
 
   --url URL                  control plane, for enrollment (FLEETSHIP_URL)
@@ -112,7 +107,7 @@ const OPTIONS = {
   "peer-timeout-ms": { type: "string" },
   "relay-grace-ms": { type: "string" },
   help: { type: "boolean" },
-} as const;
+} as const satisfies FlagSpec;
 
 const MACHINE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const REGION = /^[a-z][a-z0-9-]{1,30}$/;
@@ -122,9 +117,8 @@ export function parseConfig(
   env: Record<string, string>,
   hostname: string,
 ): Config | "help" {
-  const { values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false });
+  const { values, problems } = readFlags(args, OPTIONS);
   if (values.help) return "help";
-  const problems: string[] = [];
   const pick = (flag: Exclude<keyof typeof OPTIONS, "relay" | "help">, name: string) => {
     const value = values[flag];
     return typeof value === "string" ? value : env[name] || undefined;

@@ -10,6 +10,7 @@
  *
  * The same file is the entry point of `deno task compile` (a self-contained binary).
  */
+import { usageError } from "../protocol/flags.ts";
 import { Verifier } from "../protocol/signing.ts";
 import { Agent } from "./agent.ts";
 import { AgentState } from "./agent-state.ts";
@@ -43,7 +44,7 @@ try {
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   logger.log("error", "config:invalid", { problems: err.problems });
-  console.error(`${err.message}\n\n${USAGE}`);
+  console.error(usageError("fleetship-agent", err.problems, USAGE));
   Deno.exit(2);
 }
 if (parsed === "help") {

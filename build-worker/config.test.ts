@@ -75,7 +75,7 @@ Deno.test("parseConfig() reports every problem at once", () => {
     {},
   );
   assert.deepEqual(found, [
-    "unknown option --bogus",
+    "--bogus: unknown flag",
     'unexpected argument "extra"',
     "the control plane URL is required: --url or FLEETSHIP_URL",
     "a builder token is required: FLEETSHIP_BUILDER_TOKEN or --token",
@@ -101,7 +101,7 @@ Deno.test("parseConfig() refuses chunk sizes the chunker cannot use", () => {
 });
 
 Deno.test("parseConfig() refuses a flag without its value", () => {
-  assert.deepEqual(problems(["--url", "http://cp", "--slots"]), ["--slots needs a value"]);
+  assert.deepEqual(problems(["--url", "http://cp", "--slots"]), ["--slots: needs a value"]);
 });
 
 Deno.test("parseConfig() answers --help before checking anything", () => {

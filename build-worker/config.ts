@@ -2,7 +2,7 @@
  * The build worker's configuration, from flags and environment (a flag wins), typed once with a
  * documented default per field. Every problem is reported together.
  */
-import { parseArgs } from "node:util";
+import { ConfigError, type FlagSpec, readFlags } from "../protocol/flags.ts";
 import {
   CHUNKER_ALGORITHM,
   type ChunkerParams,
@@ -37,12 +37,7 @@ export interface Config {
   claimWaitS: number;
 }
 
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n- ${problems.join("\n- ")}`);
-  }
-}
+export { ConfigError };
 
 export const USAGE = `deno task build-worker --url URL [options]   (token in FLEETSHIP_BUILDER_TOKEN)
 
@@ -68,7 +63,7 @@ const OPTIONS = {
   "upload-concurrency": { type: "string" },
   "claim-wait-s": { type: "string" },
   help: { type: "boolean" },
-} as const;
+} as const satisfies FlagSpec;
 
 const WORKER_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -84,24 +79,8 @@ export function parseConfig(
   env: Readonly<Record<string, string | undefined>>,
   host: Host,
 ): Config | "help" {
-  const problems: string[] = [];
-  const { values, positionals, tokens } = parseArgs({
-    args: [...args],
-    options: OPTIONS,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
-  });
-  for (const token of tokens) {
-    if (token.kind !== "option") continue;
-    const known = Object.hasOwn(OPTIONS, token.name);
-    if (!known) problems.push(`unknown option ${token.rawName}`);
-    else if (token.name !== "help" && token.value === undefined) {
-      problems.push(`${token.rawName} needs a value`);
-    }
-  }
+  const { values, problems } = readFlags(args, OPTIONS);
   if (values.help === true) return "help";
-  for (const p of positionals) problems.push(`unexpected argument ${JSON.stringify(p)}`);
 
   const str = (flag: keyof typeof OPTIONS, envName?: string): string | undefined => {
     const v = values[flag];

@@ -10,6 +10,8 @@
  * (a second signal cuts that short), then kills them and reports them as `infrastructure`
  * failures (the control plane requeues those), and exits 0.
  */
+
+import { usageError } from "../protocol/flags.ts";
 import { controlPlaneClient } from "./api.ts";
 import { type AttemptDeps, runAttempt } from "./build-attempt.ts";
 import { ConfigError, parseConfig, USAGE } from "./config.ts";
@@ -46,7 +48,7 @@ try {
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   logger.log("error", "config:invalid", { problems: err.problems });
-  console.error(`${err.message}\n\n${USAGE}`);
+  console.error(usageError("fleetship-build-worker", err.problems, USAGE));
   Deno.exit(2);
 }
 if (config === "help") {

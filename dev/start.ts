@@ -5,34 +5,31 @@
  * agents per region; it builds, replicates and deploys the sample app, then prints READY.
  * `--bare`: only the database and the control plane. Ctrl-C stops everything it started.
  */
-import { parseArgs } from "node:util";
+import { ConfigError, usageError } from "../protocol/flags.ts";
 import { generateSigningKeys } from "../protocol/signing.ts";
 import { deploySample, startFleet } from "./fleet.ts";
 import { log } from "./log.ts";
 import { migrateDatabase } from "./migrate.ts";
 import { assertPortFree, type Child, spawn } from "./processes.ts";
 import { buildAndReplicate, ensureSampleApp } from "./sample-flow.ts";
+import { parseStartConfig, USAGE } from "./start-config.ts";
 import { mintToken } from "./tokens.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    port: { type: "string", default: Deno.env.get("FLEETSHIP_PORT") ?? "8787" },
-    "libsql-port": { type: "string", default: Deno.env.get("FLEETSHIP_LIBSQL_PORT") ?? "8080" },
-    data: { type: "string", default: Deno.env.get("FLEETSHIP_DATA") ?? `${root}.data` },
-    /** Only the database and the control plane (what the tests start). */
-    bare: { type: "boolean", default: false },
-    "relay-port-base": {
-      type: "string",
-      default: Deno.env.get("FLEETSHIP_RELAY_PORT_BASE") ?? "7101",
-    },
-    "app-port-base": { type: "string", default: Deno.env.get("FLEETSHIP_APP_PORT_BASE") ?? "9101" },
-  },
-});
-const port = Number(values.port);
-const libsqlPort = Number(values["libsql-port"]);
-const data = values.data;
+let parsed: ReturnType<typeof parseStartConfig>;
+try {
+  parsed = parseStartConfig(Deno.args, Deno.env.toObject(), root);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(usageError("npm start", err.problems, USAGE));
+  Deno.exit(2);
+}
+if (parsed === "help") {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+const options = parsed;
+const { port, libsqlPort, data } = options;
 
 interface LocalFile {
   control_plane_url: string;
@@ -134,10 +131,10 @@ async function waitHealthy(url: string, timeoutMs: number): Promise<unknown> {
 try {
   assertPortFree(libsqlPort, "libSQL server", "--libsql-port or FLEETSHIP_LIBSQL_PORT");
   assertPortFree(port, "control plane", "--port or FLEETSHIP_PORT");
-  if (!values.bare) {
+  if (!options.bare) {
     for (let i = 0; i < 6; i++) {
       assertPortFree(
-        Number(values["relay-port-base"]) + i,
+        options.relayPortBase + i,
         "a region relay",
         "--relay-port-base or FLEETSHIP_RELAY_PORT_BASE",
       );
@@ -228,7 +225,7 @@ try {
     }),
   ]);
   log("info", "stack:healthy", { health });
-  if (!values.bare) {
+  if (!options.bare) {
     log("info", "stack:phase", { phase: "build-worker" });
     const worker = spawn(
       "build-worker",
@@ -275,8 +272,8 @@ try {
         regions,
         relaysPerRegion: 2,
         agentsPerRegion: 3,
-        relayPortBase: Number(values["relay-port-base"]),
-        appPortBase: Number(values["app-port-base"]),
+        relayPortBase: options.relayPortBase,
+        appPortBase: options.appPortBase,
       },
       children,
     );
@@ -288,7 +285,7 @@ try {
     log("info", "stack:phase", {
       phase: "deployed",
       build_id: buildId,
-      app_ports_from: Number(values["app-port-base"]),
+      app_ports_from: options.appPortBase,
     });
   }
   console.log(`READY ${controlPlaneUrl}/ui`);

@@ -2,7 +2,9 @@
  * The relay's configuration, from flags and environment (a flag wins), typed once with a
  * documented default per field. Every problem is reported together.
  */
-import { parseArgs } from "node:util";
+import { ConfigError, type FlagSpec, readFlags } from "../protocol/flags.ts";
+
+export { ConfigError };
 
 export interface Config {
   /** The control plane's base URL. Required: --url or FLEETSHIP_URL. */
@@ -48,13 +50,6 @@ export interface Config {
   fallbackSlots: number;
 }
 
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n- ${problems.join("\n- ")}`);
-  }
-}
-
 export const USAGE = `deno task region-relay --url URL --region REGION [options]   (token in FLEETSHIP_RELAY_TOKEN)
 
   --url URL                  control plane (FLEETSHIP_URL)
@@ -89,7 +84,7 @@ const OPTIONS = {
   "max-agents": { type: "string" },
   "fallback-slots": { type: "string" },
   help: { type: "boolean" },
-} as const;
+} as const satisfies FlagSpec;
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const REGION = /^[a-z][a-z0-9-]{1,30}$/;
@@ -105,9 +100,8 @@ export function parseConfig(
   env: Record<string, string>,
   host: Host,
 ): Config | "help" {
-  const { values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false });
+  const { values, problems } = readFlags(args, OPTIONS);
   if (values.help) return "help";
-  const problems: string[] = [];
   const pick = (flag: keyof typeof OPTIONS, name: string): string | undefined => {
     const value = values[flag];
     return typeof value === "string" ? value : env[name] || undefined;

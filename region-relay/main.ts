@@ -9,7 +9,9 @@
  * State (chunk cache index, known agents, known agent tokens) is in Deno KV under --cache-dir,
  * the goals and manifests in files beside it, so a restarted relay carries on where it was.
  */
+
 import { Backoff, sleep } from "../protocol/backoff.ts";
+import { usageError } from "../protocol/flags.ts";
 import { ConfigError, parseConfig, USAGE } from "./config.ts";
 import { errorText, jsonLogger } from "./log.ts";
 import { startRelay } from "./relay.ts";
@@ -26,7 +28,7 @@ try {
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   logger.log("error", "config:invalid", { problems: err.problems });
-  console.error(`${err.message}\n\n${USAGE}`);
+  console.error(usageError("fleetship-relay", err.problems, USAGE));
   Deno.exit(2);
 }
 if (parsed === "help") {

@@ -274,6 +274,9 @@ describe("fleetship CLI against the local stack", () => {
           ...appArgs,
           "--run",
           "./web",
+          // The test plays eu-west's only relay: a target region nobody reports never passes.
+          "--regions",
+          "eu-west",
           "--token",
           stack.tokens.admin,
         ])
@@ -303,31 +306,35 @@ describe("fleetship CLI against the local stack", () => {
       ws.addEventListener("open", resolve);
       ws.addEventListener("error", reject);
     });
-    const report = (build: number | null, state: string) =>
+    // The machine reports the generation of the goal it acted on, as an agent does.
+    const report = async (build: number | null, state: string) => {
+      const goal = await api("GET", "/v1/goal", stack.tokens.deployer);
+      const generation = build === null ? null : (goal.body.apps.web?.generation ?? null);
       ws.send(
         JSON.stringify({
           type: "status",
           relay_id: "relay-cli",
-          machines: [{ machine_id: "m1", app: "web", build_id: build, generation: null, state }],
+          machines: [{ machine_id: "m1", app: "web", build_id: build, generation, state }],
         }),
       );
+    };
     try {
       ws.send(JSON.stringify({ type: "hello", relay_id: "relay-cli", url: null }));
-      report(null, "pending");
+      await report(null, "pending");
       await expect.poll(async () => (await cli(["machines", "--json"])).stdout).toContain('"m1"');
       const machines = await cli(["machines", "--app", "web"]);
       expect(machines.stdout).toMatch(/^eu-west\s+m1\s+web\s+-\s+pending\s+yes\s+relay-cli\s+/m);
 
       const deploy = startCli(["deploy", "web", String(v1), "--watch"]);
       await deploy.waitForOutput(/eu-west: 0\/1 healthy, 1 pending/);
-      report(v1, "healthy");
+      await report(v1, "healthy");
       const d = await deploy.done;
       expect(d.code, d.stderr).toBe(0);
       expect(d.stdout).toMatch(/^eu-west: 1\/1 healthy/m);
       expect(d.stdout).toMatch(/SUCCEEDED: web build \d+, healthy on 1 machines\.$/m);
 
       const second = JSON.parse((await cli(["deploy", "web", String(v2), "--json"])).stdout);
-      report(v2, "healthy");
+      await report(v2, "healthy");
       // The rollback must start from a machine known to run v2.
       await expect
         .poll(
@@ -336,7 +343,7 @@ describe("fleetship CLI against the local stack", () => {
         .toBe(v2);
       const back = startCli(["rollback", String(second.id), "--watch"]);
       await back.waitForOutput(/eu-west: 0\/1 healthy/);
-      report(v1, "healthy");
+      await report(v1, "healthy");
       const b = await back.done;
       expect(b.code, b.stderr).toBe(0);
       expect(b.stdout).toContain(`Rolling web back to build ${v1}`);

@@ -23,6 +23,7 @@ beforeAll(async () => {
   for (const r of ["us-east", "eu-west", "ap-south"])
     relays[r] = await mintToken("relay", { region: r });
   for (const app of ["shop", "blog", "race", "cart"]) await registerApp(admin, app);
+  await registerApp(admin, "eushop", { regions: ["eu-west"] });
   verifier = await Verifier.fromPublicKeys(testEnv.TEST_SIGNING_PUBLIC_KEY!);
 });
 
@@ -236,10 +237,11 @@ describe("POST /v1/deployments", () => {
 
 describe("rollout progress", () => {
   it("shows per-region counts and a plain-words wait, and ends SUCCEEDED when every machine is healthy", async () => {
-    const old = await deployableBuild("shop");
-    const id = await deployableBuild("shop");
+    const old = await deployableBuild("eushop");
+    const id = await deployableBuild("eushop");
     const ws = await subscribe("eu-west");
     ws.send(JSON.stringify({ type: "hello", relay_id: "relay-eu-1", url: "ws://127.0.0.1:1" }));
+    let generation = 1;
     const report = (states: [string, number, string][]) =>
       ws.send(
         JSON.stringify({
@@ -247,9 +249,9 @@ describe("rollout progress", () => {
           relay_id: "relay-eu-1",
           machines: states.map(([m, b, s]) => ({
             machine_id: m,
-            app: "shop",
+            app: "eushop",
             build_id: b,
-            generation: 1,
+            generation,
             state: s,
           })),
         }),
@@ -259,7 +261,8 @@ describe("rollout progress", () => {
       ["m2", old, "healthy"],
       ["m3", old, "healthy"],
     ]);
-    const d = (await deploy("shop", id)).body;
+    const d = (await deploy("eushop", id)).body;
+    generation = d.generation;
     report([
       ["m1", id, "healthy"],
       ["m2", id, "downloading"],
@@ -295,7 +298,9 @@ describe("rollout progress", () => {
         "SUCCEEDED"
       );
     });
-    const machines = await call("GET", "/v1/machines?region=eu-west&app=shop", { token: builder });
+    const machines = await call("GET", "/v1/machines?region=eu-west&app=eushop", {
+      token: builder,
+    });
     expect(machines.body.machines.map((m: any) => m.machine_id).sort()).toEqual(["m1", "m2", "m3"]);
     ws.close();
   });

@@ -17,8 +17,15 @@ export const sampleApp = (name: string) => ({
   health_check: { type: "http", path: "/healthz", port: 8080 },
 });
 
-export async function registerApp(admin: string, name: string): Promise<void> {
-  const r = await call("POST", "/v1/applications", { token: admin, body: sampleApp(name) });
+export async function registerApp(
+  admin: string,
+  name: string,
+  fields: Record<string, unknown> = {},
+): Promise<void> {
+  const r = await call("POST", "/v1/applications", {
+    token: admin,
+    body: { ...sampleApp(name), ...fields },
+  });
   if (r.status !== 201) throw new Error(`register ${name}: ${r.status} ${JSON.stringify(r.body)}`);
 }
 

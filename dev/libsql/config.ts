@@ -1,6 +1,8 @@
 // Command-line configuration of the local libSQL server: every field typed once with its
 // default, and all problems reported together.
 
+import { type FlagSpec, readFlags } from "../../protocol/flags.ts";
+
 export interface LibsqlServerConfig {
   /** TCP port to listen on; 0 picks a free one. `--port`, default 8080. */
   readonly port: number;
@@ -22,43 +24,38 @@ export const defaultConfig: LibsqlServerConfig = {
   busyTimeoutMs: 5_000,
 };
 
-type Flag = "port" | "host" | "file" | "idle-stream-timeout-ms" | "busy-timeout-ms";
-const FLAGS: readonly Flag[] = [
-  "port",
-  "host",
-  "file",
-  "idle-stream-timeout-ms",
-  "busy-timeout-ms",
-];
+export const USAGE = `deno task libsql [options]
+
+  --port N                    TCP port, 0 for any free one (default 8080)
+  --host ADDR                 interface to bind (default 127.0.0.1)
+  --file PATH                 database file (default .data/control.db)
+  --idle-stream-timeout-ms N  close a stream idle this long (default 10000)
+  --busy-timeout-ms N         how long a statement waits for a lock (default 5000)
+  --help`;
+
+const OPTIONS = {
+  port: { type: "string" },
+  host: { type: "string" },
+  file: { type: "string" },
+  "idle-stream-timeout-ms": { type: "string" },
+  "busy-timeout-ms": { type: "string" },
+  help: { type: "boolean" },
+} as const satisfies FlagSpec;
+type Flag = Exclude<keyof typeof OPTIONS, "help">;
 
 export type ConfigResult =
   | { readonly ok: true; readonly config: LibsqlServerConfig }
-  | { readonly ok: false; readonly problems: string[] };
+  | { readonly ok: false; readonly problems: string[] }
+  | { readonly ok: "help" };
 
 /** Parses `--flag value` and `--flag=value` arguments. */
 export function parseConfig(args: readonly string[]): ConfigResult {
-  const problems: string[] = [];
-  const values = new Map<Flag, string>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    const match = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
-    const name = match?.[1];
-    if (name === undefined || !(FLAGS as readonly string[]).includes(name)) {
-      problems.push(
-        `unknown argument ${JSON.stringify(arg)}; expected ${FLAGS.map((f) => `--${f}`).join(
-          ", ",
-        )}`,
-      );
-      continue;
-    }
-    let value = match?.[2];
-    if (value === undefined) {
-      value = args[i + 1];
-      i++;
-    }
-    if (value === undefined) problems.push(`--${name} needs a value`);
-    else values.set(name as Flag, value);
-  }
+  const flags = readFlags(args, OPTIONS);
+  if (flags.values.help) return { ok: "help" };
+  const problems = flags.problems;
+  const values = new Map(
+    Object.entries(flags.values).filter((e): e is [Flag, string] => typeof e[1] === "string"),
+  );
 
   const integer = (flag: Flag, fallback: number, min: number, max: number): number => {
     const text = values.get(flag);

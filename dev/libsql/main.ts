@@ -6,7 +6,8 @@
 //                    [--idle-stream-timeout-ms 10000] [--busy-timeout-ms 5000]
 
 import { dirname, resolve } from "node:path";
-import { parseConfig } from "./config.ts";
+import { usageError } from "../../protocol/flags.ts";
+import { parseConfig, USAGE } from "./config.ts";
 import { libsqlOpener, prepareDatabaseFile } from "./connection.ts";
 import { jsonLogger } from "./log.ts";
 import { createHandler } from "./server.ts";
@@ -23,8 +24,13 @@ const log = jsonLogger((line) => console.log(line));
 
 function main(): void {
   const parsed = parseConfig(Deno.args);
+  if (parsed.ok === "help") {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
   if (!parsed.ok) {
     log("error", "libsql:config-invalid", { problems: parsed.problems });
+    console.error(usageError("fleetship-libsql", parsed.problems, USAGE));
     Deno.exit(2);
   }
   const config = parsed.config;

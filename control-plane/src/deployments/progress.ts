@@ -33,8 +33,8 @@ function stateOf(m: MachineView, buildId: number): keyof RegionCounts {
 
 /**
  * Per-region counts of the machines running `app` against `buildId`, and in plain words what
- * the rollout waits for. A region is done when every reachable machine is healthy on the build
- * (a region with no machine running the app has nothing to do).
+ * the rollout waits for. A region is done when every reachable machine is healthy on the build;
+ * a region where no reachable machine reports the app is not done (silence is not success).
  */
 export function rolloutProgress(
   app: string,
@@ -61,14 +61,18 @@ export function rolloutProgress(
     const reachable = machines - counts.unreachable;
     const busy = counts.pending + counts.downloading + counts.installed;
     let waiting: string | null = null;
-    if (busy > 0) {
+    if (reachable === 0) {
+      const quiet = counts.unreachable > 0 ? ` (${counts.unreachable} unreachable)` : "";
+      waiting = `waiting: no machine in ${region} reports ${app} yet${quiet}`;
+    } else if (busy > 0) {
       const what =
         counts.downloading > 0 ? "downloading" : counts.installed > 0 ? "starting" : "to start";
       waiting = `waiting: ${busy} of ${reachable} machines in ${region} still ${what}`;
     } else if (counts.failed > 0) {
       waiting = `${counts.failed} of ${reachable} machines in ${region} failed health`;
     }
-    return { region, machines, counts, done: busy === 0 && counts.failed === 0, waiting };
+    const done = reachable > 0 && busy === 0 && counts.failed === 0;
+    return { region, machines, counts, done, waiting };
   });
   const failed = out.reduce((n, r) => n + r.counts.failed, 0);
   const waiting = out.find((r) => r.waiting)?.waiting ?? null;

@@ -39,6 +39,7 @@ export type Action =
   | { type: "end"; status: "SUCCEEDED" | "ROLLED_BACK" | "FAILED" | "ABORTED"; reason: string };
 
 export interface Observation {
+  app: string;
   /** Canary membership is keyed on it, so it is known before the wave's goal is set. */
   deploymentId: number;
   buildId: number;
@@ -52,7 +53,7 @@ export interface Observation {
 /**
  * Whether every live relay of the wave's regions has reported since the wave began: until then
  * an empty or unchanged picture is old news (machines may not have heard of the goal yet).
- * A region without live relays has no machines to wait for.
+ * It is not enough on its own: a wave also needs machines that report (countWave's `silent`).
  */
 export function heardSince(wave: Wave, obs: Observation, since: number): boolean {
   return wave.regions.every((r) => (obs.relayReports[r] ?? []).every((at) => at > since));
@@ -90,25 +91,57 @@ interface WaveCount {
   healthy: number;
   failed: number;
   busy: number;
+  /** Regions of the wave where no reachable machine reports the app: silence, not success. */
+  silent: { region: string; unreachable: number }[];
 }
 
-/** The machines a wave is waiting on, and where they stand against the build. */
+/**
+ * The machines a wave is waiting on, and where they stand against the build. A machine counts
+ * as healthy or failed only once it reports the wave's generation (or a newer one): before
+ * that its state is about an older goal, and it is still busy.
+ */
 export function countWave(wave: Wave, ws: WaveState, obs: Observation): WaveCount {
-  const c: WaveCount = { expected: 0, healthy: 0, failed: 0, busy: 0 };
+  const c: WaveCount = { expected: 0, healthy: 0, failed: 0, busy: 0, silent: [] };
   for (const region of wave.regions) {
+    let reporting = 0;
+    let unreachable = 0;
     for (const m of obs.machines[region] ?? []) {
-      if (!m.reachable) continue;
+      if (!m.reachable) {
+        unreachable++;
+        continue;
+      }
+      reporting++;
       if (wave.kind === "canary") {
         if (ws.percent === null) continue;
         if (canaryBucket(m.machine_id, obs.deploymentId) >= ws.percent) continue;
       }
       c.expected++;
-      if (m.build_id === obs.buildId && m.state === "healthy") c.healthy++;
-      else if (m.build_id === obs.buildId && m.state === "failed") c.failed++;
+      const current =
+        ws.generation !== null && m.generation !== null && m.generation >= ws.generation;
+      if (current && m.build_id === obs.buildId && m.state === "healthy") c.healthy++;
+      else if (current && m.build_id === obs.buildId && m.state === "failed") c.failed++;
       else c.busy++;
     }
+    if (reporting === 0) c.silent.push({ region, unreachable });
   }
   return c;
+}
+
+/**
+ * Why a wave with nobody to count cannot pass, or null: "no machine in eu-west reports web
+ * yet" (and how many went quiet), or a canary share that holds none of the region's machines.
+ */
+function nobodyReason(app: string, wave: Wave, c: WaveCount, yet: string): string | null {
+  if (c.silent.length > 0) {
+    return c.silent
+      .map(
+        (s) =>
+          `no machine in ${s.region} reports ${app}${yet}${s.unreachable > 0 ? ` (${s.unreachable} unreachable)` : ""}`,
+      )
+      .join("; ");
+  }
+  if (c.expected === 0) return `no machine in ${wave.regions.join(", ")} falls in the ${wave.name}`;
+  return null;
 }
 
 /** What the rollout waits for, in plain words (null when nothing). */
@@ -120,16 +153,17 @@ export function waitingReason(state: RolloutState, obs: Observation, now: number
   if (ws.status === "baking" && ws.bake_until !== null) {
     return `baking ${wave.name}: ${Math.max(0, Math.ceil((ws.bake_until - now) / 1000))} s left`;
   }
+  const c = countWave(wave, ws, obs);
+  const nobody = nobodyReason(obs.app, wave, c, " yet");
+  if (nobody) return `waiting: ${nobody}`;
   if (wave.kind === "canary") {
-    const c = countWave(wave, ws, obs);
     return c.busy > 0
       ? `waiting: ${c.busy} of ${c.expected} canary machines in ${wave.regions[0]} not yet healthy`
       : null;
   }
   // A wave of whole regions: the same words as the per-region progress, for its regions only.
-  const app = Object.values(obs.machines).flat()[0]?.app ?? "";
   return rolloutProgress(
-    app,
+    obs.app,
     obs.buildId,
     wave.regions.map((region) => ({
       region,
@@ -202,14 +236,19 @@ export function advance(
     return { state: s, actions };
   }
   if (ws.status === "rolling") {
-    if (c.busy === 0 && ws.generation !== null && heardSince(wave, obs, ws.started_at ?? 0)) {
+    const nobody = nobodyReason(obs.app, wave, c, "");
+    const passed =
+      nobody === null &&
+      c.busy === 0 &&
+      ws.generation !== null &&
+      heardSince(wave, obs, ws.started_at ?? 0);
+    if (passed) {
       ws.status = "baking";
       ws.bake_until = now + s.plan.bake_ms;
       ws.detail = `${c.healthy}/${c.expected} machines healthy`;
     } else if (ws.started_at !== null && now - ws.started_at > s.plan.wave_deadline_ms) {
-      fail(
-        `${wave.name} not healthy within ${s.plan.wave_deadline_ms / 1000} s: ${c.busy} of ${c.expected} machines not yet healthy`,
-      );
+      const what = nobody ?? `${c.busy} of ${c.expected} machines not yet healthy`;
+      fail(`${wave.name} not healthy within ${s.plan.wave_deadline_ms / 1000} s: ${what}`);
       return { state: s, actions };
     }
   }

@@ -52,6 +52,7 @@ async function observe(
   }
   return {
     obs: {
+      app: row.app,
       deploymentId: row.id,
       buildId: row.buildId,
       hasPrevious: row.previousBuildId !== null,
