@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
 import { sleep } from "../protocol/backoff.ts";
-import { type GoalDocument, signGoal } from "../protocol/goal.ts";
+import { type GoalDocument, signGoal, targetOf } from "../protocol/goal.ts";
 import type { AppState } from "../protocol/relay-messages.ts";
 import { Agent } from "./agent.ts";
 import { AgentState } from "./agent-state.ts";
-import { targetOf } from "./app-converger.ts";
 import type { Level } from "./log.ts";
 import { buildOf, MapSource, signer, verifier } from "./test-fixtures.ts";
 
 // The "app": a script that sleeps; its health command passes when the artifact says HEALTHY.
+// It refuses to start while <state>/apps/web/no-restart exists (a crash loop, on demand).
 const script = (buildId: number, healthy: boolean) =>
   new TextEncoder().encode(
-    `#!/bin/sh\n# build ${buildId} ${healthy ? "HEALTHY" : "SICK"}\nexec sleep 600\n${"#".repeat(20_000)}\n`,
+    `#!/bin/sh\n# build ${buildId} ${healthy ? "HEALTHY" : "SICK"}\nif [ -e "$FLEETSHIP_RELEASE_DIR/../../no-restart" ]; then echo "refusing to start: no-restart" >&2; exit 3; fi\nexec sleep 600\n${"#".repeat(20_000)}\n`,
   );
 const HEALTH = { type: "command" as const, command: `grep -q HEALTHY "$FLEETSHIP_ARTIFACT"` };
 
@@ -68,6 +68,7 @@ async function setup() {
       source,
       keepReleases: 2,
       healthTimeoutMs: 1_500,
+      settleMs: 500,
       downloadConcurrency: 2,
       appPortBase: 41_000,
       baseEnv: { PATH: "/usr/bin:/bin" },
@@ -241,5 +242,88 @@ Deno.test("Agent: a newer goal supersedes a download in progress, whose partial 
   }
   assert.deepEqual(await partials(), []);
   assert.deepEqual(await state.downloads("web"), []);
+  await t.cleanup();
+});
+
+/** Kills the app's whole process group, as a crash or the OOM killer would. */
+async function killApp(kv: Deno.Kv): Promise<void> {
+  const running = await new AgentState(kv).process("web");
+  assert.ok(running, "the app runs");
+  Deno.kill(-running.pid, "SIGKILL");
+}
+
+Deno.test("Agent: an app that exits after its health gate makes the machine failed at once, and healthy again only after a restart stayed up", async () => {
+  const t = await setup();
+  await t.offer(goal(1, 1, t.builds[0]!.digest));
+  await t.settle("healthy", 1);
+  const killedAt = Date.now();
+  await killApp(t.kv);
+  const failed = await t.settle("failed", 1);
+  assert.ok(Date.now() - killedAt < 5_000, "reported within 5 s");
+  assert.equal(failed.build_id, 1);
+  assert.match(
+    failed.detail ?? "",
+    /^the app's process was killed by SIGKILL after it was healthy; 0 restarts since the release started; next restart at \d\d:\d\d:\d\dZ/,
+  );
+  assert.ok(t.events.includes("app:crashed"));
+  // The supervisor restarts it (backoff 0.5-1 s); healthy again once it stayed up 0.5 s.
+  const back = await t.settle("healthy", 1);
+  assert.equal(back.restarts, 1, "the restart is counted, not hidden");
+  assert.equal(back.detail, null);
+  assert.ok(t.events.includes("app:recovered"));
+  await t.cleanup();
+});
+
+Deno.test("Agent: an app whose restart fails stays failed with the exit code, the restarts and its log's last lines", async () => {
+  const t = await setup();
+  await t.offer(goal(1, 1, t.builds[0]!.digest));
+  await t.settle("healthy", 1);
+  await Deno.writeTextFile(`${t.dir}/apps/web/no-restart`, "");
+  await killApp(t.kv);
+  let s = await t.settle("failed", 1);
+  for (let i = 0; i < 100 && !/exited with code 3/.test(s.detail ?? ""); i++) {
+    await sleep(50);
+    s = t.agent.status("web")!;
+  }
+  assert.equal(s.state, "failed");
+  assert.match(
+    s.detail ?? "",
+    /^the app's process exited with code 3 after it was healthy; [1-9]\d* restarts? since the release started;/,
+  );
+  assert.match(s.detail ?? "", /last log: .*refusing to start: no-restart$/);
+  assert.ok((s.restarts ?? 0) >= 1);
+  // Still failed a while later: a crash loop never reads healthy.
+  await sleep(1_500);
+  assert.equal(t.agent.status("web")?.state, "failed");
+  // Fixed: the next restart stays up, and the machine is healthy again.
+  await Deno.remove(`${t.dir}/apps/web/no-restart`);
+  for (let i = 0; i < 400 && t.agent.status("web")?.state !== "healthy"; i++) await sleep(50);
+  assert.equal(t.agent.status("web")?.state, "healthy");
+  await t.cleanup();
+});
+
+Deno.test("Agent: a release whose port another process holds fails at once, naming the holder, and starts nothing", async () => {
+  const t = await setup();
+  // The app's port (--app-port-base 41000, slot 0), held by a listener that is not the agent's
+  // app and answers 200 on every path.
+  const squatter = Deno.serve(
+    { hostname: "127.0.0.1", port: 41_000, onListen() {} },
+    () => new Response("ok"),
+  );
+  try {
+    await t.offer(goal(1, 1, t.builds[0]!.digest, { health_check: null }));
+    const s = await t.settle("failed", 1);
+    assert.match(
+      s.detail ?? "",
+      new RegExp(
+        `^health check failed: not started: port 41000 is held by pid ${Deno.pid} \\(.*\\), not by this agent's app$`,
+      ),
+    );
+    assert.equal(s.running_build_id, null);
+    assert.ok(!t.events.includes("app:started"), "the release was never started");
+    assert.ok(t.events.includes("app:not-started"));
+  } finally {
+    await squatter.shutdown();
+  }
   await t.cleanup();
 });

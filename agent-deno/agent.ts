@@ -13,6 +13,7 @@ import { AppConverger } from "./app-converger.ts";
 import { ReleaseChunks } from "./local-chunks.ts";
 import type { Logger } from "./log.ts";
 import type { PieceSource } from "./piece-source.ts";
+import { portRefusal } from "./port-owner.ts";
 import { Releases } from "./releases.ts";
 import { Supervisor } from "./supervisor.ts";
 
@@ -27,6 +28,8 @@ export interface AgentOptions {
   source: PieceSource;
   keepReleases: number;
   healthTimeoutMs: number;
+  /** After a crash, how long a process must stay healthy before the app is healthy again. */
+  settleMs: number;
   downloadConcurrency: number;
   appPortBase: number | null;
   baseEnv: Record<string, string>;
@@ -109,11 +112,14 @@ export class Agent {
     const root = `${o.stateDir}/apps/${app}`;
     await Deno.mkdir(root, { recursive: true });
     const releases = new Releases(root, app);
+    const logFile = `${root}/app.log`;
     const supervisor = new Supervisor({
       app,
       logger: o.logger,
-      logFile: `${root}/app.log`,
+      logFile,
       record: (p) => o.state.setProcess(app, p),
+      // Never start an app onto a port another process holds: its answers are not the app's.
+      preflight: (spec) => portRefusal(spec.port),
     });
     const converger = new AppConverger({
       app,
@@ -129,6 +135,8 @@ export class Agent {
       logger: o.logger,
       keepReleases: o.keepReleases,
       healthTimeoutMs: o.healthTimeoutMs,
+      settleMs: o.settleMs,
+      logFile,
       downloadConcurrency: o.downloadConcurrency,
       port: (health) => this.#port(app, health),
       baseEnv: o.baseEnv,

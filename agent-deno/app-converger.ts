@@ -7,27 +7,22 @@
  */
 
 import { Backoff, sleep } from "../protocol/backoff.ts";
-import { canaryBucket, type GoalDocument } from "../protocol/goal.ts";
+import { type GoalDocument, targetOf } from "../protocol/goal.ts";
 import type { AppState, AppStatus } from "../protocol/relay-messages.ts";
 import type { AppliedGoal, FailedGoal } from "./agent-state.ts";
+import { ReleaseWatch } from "./app-watch.ts";
 import { errorText } from "./log.ts";
-import { fetchRelease, launchRelease, type ReleaseDeps } from "./release-steps.ts";
+import { fetchRelease, launchRelease, probeRelease, type ReleaseDeps } from "./release-steps.ts";
 import { stopOrphan } from "./supervisor.ts";
 
 export interface ConvergerDeps extends ReleaseDeps {
   machineId: string;
   keepReleases: number;
   onStatus: (status: AppStatus) => void;
-}
-
-/** What a goal asks this machine to run: the canary build if the machine falls in its share. */
-export function targetOf(
-  goal: GoalDocument,
-  machineId: string,
-): { build_id: number; manifest_digest: string } {
-  const c = goal.canary;
-  if (c && canaryBucket(machineId, goal.deployment_id) < c.percent) return c;
-  return goal;
+  /** The app's stdout and stderr (a crash's detail quotes its last lines). */
+  logFile: string;
+  /** After a crash, how long a process must stay healthy before the machine is healthy again. */
+  settleMs: number;
 }
 
 class Superseded extends Error {
@@ -47,6 +42,8 @@ export class AppConverger {
   #downloadAbort: AbortController | null = null;
   #wake: AbortController = new AbortController();
   readonly #stopped = new AbortController();
+  /** The running release after its health gate (or down since its start): see app-watch.ts. */
+  #watch: ReleaseWatch | null = null;
 
   constructor(deps: ConvergerDeps) {
     this.#d = deps;
@@ -111,6 +108,7 @@ export class AppConverger {
     this.#downloadAbort?.abort(new Superseded("agent stopping"));
     this.#wake.abort();
     await this.#chain;
+    this.#unwatch();
     await this.#d.supervisor.stop();
   }
 
@@ -135,8 +133,44 @@ export class AppConverger {
       progress: null,
       ...fields,
       running_build_id: this.#d.supervisor.buildId,
+      restarts: this.#d.supervisor.restarts,
     };
     this.#d.onStatus(this.#status);
+  }
+
+  /**
+   * Watches the release that runs now: its crashes and recoveries become the app's state while
+   * the app's status is about that build (a newer goal being downloaded is reported as such).
+   */
+  #watchRunning(run: AppliedGoal, buildId: number, failing?: string): void {
+    this.#unwatch();
+    const d = this.#d;
+    this.#watch = new ReleaseWatch(
+      {
+        app: d.app,
+        buildId,
+        supervisor: d.supervisor,
+        logger: d.logger,
+        logFile: d.logFile,
+        settleMs: d.settleMs,
+        probe: (signal) => probeRelease(d, run, buildId, signal),
+        report: (state, detail) => {
+          if (this.#status.build_id !== buildId) return;
+          if (this.#status.state !== "healthy" && this.#status.state !== "failed") return;
+          this.#report(state, {
+            build_id: this.#status.build_id,
+            generation: this.#status.generation,
+            detail,
+          });
+        },
+      },
+      failing,
+    );
+  }
+
+  #unwatch(): void {
+    this.#watch?.stop();
+    this.#watch = null;
   }
 
   async #resume(): Promise<void> {
@@ -158,10 +192,14 @@ export class AppConverger {
     if ((await d.releases.current()) !== a.build_id) await d.releases.switchTo(a.build_id);
     const base = { build_id: a.build_id, generation: a.generation };
     this.#report("installed", base);
+    this.#unwatch();
     const health = await launchRelease(this.#d, a, a.build_id, this.#stopped.signal);
     if (lastFailed) reportFailed(lastFailed);
     else if (health.ok) this.#report("healthy", base);
     else this.#report("failed", { ...base, detail: health.reason.slice(0, 1000) });
+    // Down at start: the supervisor keeps restarting it, and the watch says when it is back.
+    if (d.supervisor.buildId === a.build_id)
+      this.#watchRunning(a, a.build_id, health.ok ? undefined : health.reason.slice(0, 1000));
   }
 
   async #drive(): Promise<void> {
@@ -217,7 +255,9 @@ export class AppConverger {
     };
     if (applied && d.supervisor.buildId === t.build_id && sameRun(applied, next)) {
       await this.#apply(next); // a new generation for what already runs (e.g. a rollback to it)
-      this.#report("healthy", base);
+      // What already runs is as healthy as its watch says: a crashed process stays failed.
+      const watch = this.#watch?.buildId === t.build_id ? this.#watch : null;
+      this.#report(watch?.state ?? "healthy", { ...base, detail: watch?.detail ?? null });
       return;
     }
     const started = Date.now();
@@ -239,6 +279,7 @@ export class AppConverger {
       throw new Superseded(`generation ${this.#target?.generation} arrived`);
     this.#report("installed", base);
     const previous = await d.releases.current();
+    this.#unwatch();
     await d.supervisor.stop();
     await d.releases.switchTo(t.build_id);
     d.logger.log("info", "release:switched", {
@@ -250,6 +291,7 @@ export class AppConverger {
     if (health.ok) {
       await this.#apply(next);
       this.#report("healthy", base);
+      this.#watchRunning(next, t.build_id);
       d.logger.log("info", "deploy:healthy", {
         app: d.app,
         build_id: t.build_id,
@@ -285,7 +327,9 @@ export class AppConverger {
         from_build_id: t.build_id,
         to_build_id: previous,
       });
-      await launchRelease(this.#d, applied, previous, this.#stopped.signal);
+      const back = await launchRelease(this.#d, applied, previous, this.#stopped.signal);
+      if (d.supervisor.buildId === previous)
+        this.#watchRunning(applied, previous, back.ok ? undefined : back.reason.slice(0, 1000));
     } else {
       d.logger.log("warn", "deploy:rolled-back", {
         app: d.app,

@@ -34,6 +34,11 @@ export interface Config {
   appPortBase: number | null;
   /** How long a new release has to pass its health check. Default 30 s (--health-timeout-s). */
   healthTimeoutMs: number;
+  /**
+   * After a release that passed its health gate crashed: how long a restarted process must stay
+   * healthy before the app is reported healthy again. Default 30 s (--healthy-settle-s).
+   */
+  settleMs: number;
   /** Chunk downloads in flight per app. Default 4 (--download-concurrency). */
   downloadConcurrency: number;
   /**
@@ -72,6 +77,7 @@ export const USAGE = `fleetship-agent --region REGION --relay URL [--relay URL .
   --keep-releases N          releases kept per app (default 3)
   --app-port-base N          PORT = N + the app's slot (FLEETSHIP_APP_PORT_BASE)
   --health-timeout-s S       deadline for a new release's health check (default 30)
+  --healthy-settle-s S       after a crash, how long a restarted app stays healthy before it counts (default 30)
   --download-concurrency N   chunk downloads in flight per app (default 4)
   --seed-slots N             of those, chunks the relay's tracker asked this agent to seed (default half)
   --peer-port N              serve and fetch pieces among peers on this port (0: any; default: no mesh)
@@ -96,6 +102,7 @@ const OPTIONS = {
   "keep-releases": { type: "string" },
   "app-port-base": { type: "string" },
   "health-timeout-s": { type: "string" },
+  "healthy-settle-s": { type: "string" },
   "download-concurrency": { type: "string" },
   "seed-slots": { type: "string" },
   "peer-port": { type: "string" },
@@ -200,6 +207,14 @@ export function parseConfig(
         30,
         "--health-timeout-s",
         1,
+        3600,
+      ) * 1000,
+    settleMs:
+      int(
+        pick("healthy-settle-s", "FLEETSHIP_HEALTHY_SETTLE_S"),
+        30,
+        "--healthy-settle-s",
+        0,
         3600,
       ) * 1000,
     downloadConcurrency,

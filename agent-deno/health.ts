@@ -2,7 +2,9 @@
  * Health of a freshly started release, with a deadline: an `http` check wants a 2xx from
  * `http://127.0.0.1:$PORT<path>`, a `command` check wants `sh -c <command>` (in the release
  * directory, with the app's environment) to exit 0; with no check, the process must still be up
- * after a short settling time. A process that exits meanwhile fails the check at once.
+ * after a short settling time. A process that exits meanwhile fails the check at once. An http
+ * answer counts only when `ownership` proves that the socket listening on the port is the app's
+ * own (another process answering on the port is no proof of the app's health).
  */
 
 import { sleep } from "../protocol/backoff.ts";
@@ -19,6 +21,8 @@ export interface HealthOptions {
   /** Resolves if the app's process exits. */
   exited: Promise<Deno.CommandStatus> | null;
   signal: AbortSignal;
+  /** For http checks: null when the port's listening socket is the app's, else why not. */
+  ownership?: () => Promise<string | null>;
   /** With no health check: how long the process must stay up. Default 2 s. */
   settleMs?: number;
   intervalMs?: number;
@@ -68,7 +72,9 @@ async function httpOnce(
       ]),
     });
     await response.body?.cancel();
-    return response.ok ? null : `GET ${path} answered ${response.status}`;
+    if (!response.ok) return `GET ${path} answered ${response.status}`;
+    const problem = await o.ownership?.();
+    return problem ? `GET ${path} answered ${response.status}, but ${problem}` : null;
   } catch (err) {
     return `GET ${path}: ${err instanceof Error ? err.message : err}`;
   }

@@ -67,6 +67,13 @@ export interface AgentEventMap {
   "app:restarting": { app: string; build_id: number; in_ms: number };
   "app:stopped": { app: string; build_id: number };
   "app:orphan-killed": { app: string; pid: number };
+  "app:not-started": { app: string; build_id: number; reason: string };
+  /** A release that passed its health gate lost its process: the machine is failed. */
+  "app:crashed": { app: string; build_id: number; restarts: number; detail: string };
+  /** After a crash, a process stayed healthy through the settle period again. */
+  "app:recovered": { app: string; build_id: number; restarts: number };
+  /** No /proc here: a health answer on the port cannot be tied to the app's process. */
+  "health:ownership-unproven": { app: string; port: number };
   "health:passed": { app: string; build_id: number; ms: number };
   "health:failed": { app: string; build_id: number; reason: string };
   "deploy:healthy": { app: string; build_id: number; generation: number; ms: number };

@@ -151,6 +151,7 @@ const agent = new Agent({
   source: mesh ?? relays,
   keepReleases: config.keepReleases,
   healthTimeoutMs: config.healthTimeoutMs,
+  settleMs: config.settleMs,
   downloadConcurrency: config.downloadConcurrency,
   appPortBase: config.appPortBase,
   baseEnv: { ...baseEnv, FLEETSHIP_MACHINE_ID: config.machineId, FLEETSHIP_REGION: config.region },

@@ -10,6 +10,7 @@ import { fetchVerifiedManifest, type ManifestDeps } from "./fetch-manifest.ts";
 import { checkHealth, type HealthResult } from "./health.ts";
 import type { LocalChunks } from "./local-chunks.ts";
 import type { PieceSource } from "./piece-source.ts";
+import { ownershipProblem } from "./port-owner.ts";
 import type { Releases } from "./releases.ts";
 import type { Supervisor } from "./supervisor.ts";
 
@@ -69,13 +70,10 @@ export async function fetchRelease(
   });
 }
 
-/** Starts release `buildId` with `run`'s command and environment, and checks its health. */
-export async function launchRelease(
-  d: ReleaseDeps,
-  run: { generation: number; run_command: string; health_check: HealthCheck | null },
-  buildId: number,
-  signal: AbortSignal,
-): Promise<HealthResult> {
+type Run = { generation: number; run_command: string; health_check: HealthCheck | null };
+
+/** The port, directory and environment release `buildId` runs with. */
+async function runSpec(d: ReleaseDeps, run: Run, buildId: number) {
   const port = await d.port(run.health_check);
   const dir = d.releases.dir(buildId);
   const env = {
@@ -87,20 +85,76 @@ export async function launchRelease(
     FLEETSHIP_RELEASE_DIR: dir,
     FLEETSHIP_ARTIFACT: d.releases.artifact(buildId),
   };
-  await d.supervisor.start({ buildId, dir, command: run.run_command, env, port });
-  const health = await checkHealth({
-    check: run.health_check,
-    port,
-    dir,
-    env,
-    deadlineMs: d.healthTimeoutMs,
-    exited: d.supervisor.exited(),
-    signal,
-  });
+  return { port, dir, env };
+}
+
+/** Starts release `buildId` with `run`'s command and environment, and checks its health. */
+export async function launchRelease(
+  d: ReleaseDeps,
+  run: Run,
+  buildId: number,
+  signal: AbortSignal,
+): Promise<HealthResult> {
+  const { port, dir, env } = await runSpec(d, run, buildId);
+  const refused = await d.supervisor.start({ buildId, dir, command: run.run_command, env, port });
+  const health: HealthResult = refused
+    ? { ok: false, reason: `not started: ${refused}` }
+    : await checkHealth({
+        check: run.health_check,
+        port,
+        dir,
+        env,
+        deadlineMs: d.healthTimeoutMs,
+        exited: d.supervisor.exited(),
+        ownership: portOwnership(d, port),
+        signal,
+      });
   if (health.ok) {
     d.logger.log("info", "health:passed", { app: d.app, build_id: buildId, ms: health.ms });
   } else {
     d.logger.log("warn", "health:failed", { app: d.app, build_id: buildId, reason: health.reason });
   }
   return health;
+}
+
+/** How long one probe of a running release may take (after a crash, see app-watch.ts). */
+const PROBE_DEADLINE_MS = 2_000;
+
+/** One health probe of the release that runs now: its check, and the port its group's. */
+export async function probeRelease(
+  d: ReleaseDeps,
+  run: Run,
+  buildId: number,
+  signal: AbortSignal,
+): Promise<HealthResult> {
+  const { port, dir, env } = await runSpec(d, run, buildId);
+  return checkHealth({
+    check: run.health_check,
+    port,
+    dir,
+    env,
+    deadlineMs: PROBE_DEADLINE_MS,
+    exited: d.supervisor.exited(),
+    ownership: portOwnership(d, port),
+    settleMs: 0,
+    signal,
+  });
+}
+
+/**
+ * For health checks of the running process: null when the socket on `port` is its group's,
+ * else why not. Where /proc cannot tell (not Linux), the answer counts, with a warning.
+ */
+export function portOwnership(
+  d: Pick<ReleaseDeps, "app" | "supervisor" | "logger">,
+  port: number,
+): () => Promise<string | null> {
+  let warned = false;
+  return async () => {
+    const problem = await ownershipProblem(port, await d.supervisor.group());
+    if (problem !== undefined) return problem;
+    if (!warned) d.logger.log("warn", "health:ownership-unproven", { app: d.app, port });
+    warned = true;
+    return null;
+  };
 }

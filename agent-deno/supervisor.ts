@@ -4,6 +4,8 @@
  * A crash is followed by a restart after a backoff (1 s doubling to 30 s; reset once the process
  * stayed up for a minute). Stopping sends SIGTERM to the whole group, then SIGKILL after a grace.
  * The running pid is recorded, so an agent that was killed can stop the orphan it left behind.
+ * Before every spawn, first or restart, a preflight may refuse (the app's port held by a process
+ * that is not the agent's): nothing is started then, and a restart is tried again later.
  */
 
 import { Backoff, sleep } from "../protocol/backoff.ts";
@@ -30,6 +32,15 @@ export interface SupervisorOptions {
   /** Up this long, a process counts as stable (the restart backoff resets). Default 60 s. */
   stableMs?: number;
   backoff?: Backoff;
+  /** Before each spawn: null to go ahead, else why the process must not start. */
+  preflight?: (spec: LaunchSpec) => Promise<string | null>;
+}
+
+/** How the last process ended, for the machine's report. */
+export interface LastExit {
+  code: number;
+  signal: Deno.Signal | null;
+  at: number;
 }
 
 interface Instance {
@@ -45,6 +56,10 @@ export class Supervisor {
   #instance: Instance | null = null;
   #spec: LaunchSpec | null = null;
   #stopping: AbortController | null = null;
+  #restarts = 0;
+  #lastExit: LastExit | null = null;
+  #refusal: string | null = null;
+  #nextStartAt: number | null = null;
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
@@ -66,19 +81,62 @@ export class Supervisor {
     return this.#instance?.exited ?? null;
   }
 
-  /** Stops whatever runs, then runs `spec` and keeps it running. */
-  async start(spec: LaunchSpec): Promise<void> {
+  /** Processes started again after an exit (or refused by the preflight) since `start()`. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** How the last process of this release ended, if one did. */
+  get lastExit(): LastExit | null {
+    return this.#lastExit;
+  }
+
+  /** Why the last restart was not started (the preflight's reason), until one starts. */
+  get refusal(): string | null {
+    return this.#refusal;
+  }
+
+  /** When the next restart is due, while one is pending. */
+  get nextStartAt(): number | null {
+    return this.#nextStartAt;
+  }
+
+  /** Live pids of the running process's group (the app and whatever it started). */
+  async group(): Promise<number[]> {
+    const pid = this.pid;
+    return pid === null ? [] : (await groupMembers(pid)).map((m) => m.pid);
+  }
+
+  /**
+   * Stops whatever runs, then runs `spec` and keeps it running. Resolves to null once it runs,
+   * or to the preflight's reason when it was not started (nothing is kept running then).
+   */
+  async start(spec: LaunchSpec): Promise<string | null> {
     await this.stop();
+    this.#restarts = 0;
+    this.#lastExit = null;
+    const refusal = await this.#o.preflight?.(spec);
+    if (refusal) {
+      this.#o.logger.log("warn", "app:not-started", {
+        app: this.#o.app,
+        build_id: spec.buildId,
+        reason: refusal,
+      });
+      return refusal;
+    }
     this.#spec = spec;
     this.#stopping = new AbortController();
     this.#backoff.reset();
     await this.#spawn(spec, this.#stopping.signal);
+    return null;
   }
 
   /** Stops the process group; no restart follows. */
   async stop(): Promise<void> {
     this.#stopping?.abort();
     this.#stopping = null;
+    this.#refusal = null;
+    this.#nextStartAt = null;
     const instance = this.#instance;
     const spec = this.#spec;
     this.#spec = null;
@@ -91,7 +149,7 @@ export class Supervisor {
     killGroup(pgid, "SIGKILL"); // whatever it left in its group goes with it
     // Wait until the group is really gone: the app (a child of the `sh -c` wrapper) may still
     // hold its port for a moment, and the next release must find it free (fault suite, seed 35).
-    for (let i = 0; i < 50 && (await groupMembers(pgid)).length > 0; i++) await sleep(100);
+    await untilGone(pgid);
     await this.#o.record(null);
     if (spec)
       this.#o.logger.log("info", "app:stopped", { app: this.#o.app, build_id: spec.buildId });
@@ -132,6 +190,9 @@ export class Supervisor {
     if (this.#instance === instance) this.#instance = null;
     killGroup(instance.child.pid, "SIGKILL");
     if (stopping.aborted) return;
+    // Everything a watcher of the exit reads is set before the first await: its reaction to the
+    // same promise runs right after this one's synchronous part.
+    this.#lastExit = { code: status.code, signal: status.signal, at: Date.now() };
     this.#o.logger.log("warn", "app:exited", {
       app: this.#o.app,
       build_id: instance.spec.buildId,
@@ -139,15 +200,36 @@ export class Supervisor {
       signal: status.signal,
     });
     if (Date.now() - instance.startedAt >= (this.#o.stableMs ?? 60_000)) this.#backoff.reset();
-    const delay = this.#backoff.next();
-    this.#o.logger.log("info", "app:restarting", {
-      app: this.#o.app,
-      build_id: instance.spec.buildId,
-      in_ms: delay,
-    });
-    await sleep(delay, stopping);
-    if (!stopping.aborted && this.#spec === instance.spec)
-      await this.#spawn(instance.spec, stopping).catch(() => {});
+    let first = true;
+    while (!stopping.aborted && this.#spec === instance.spec) {
+      const delay = this.#backoff.next();
+      this.#nextStartAt = Date.now() + delay;
+      this.#o.logger.log("info", "app:restarting", {
+        app: this.#o.app,
+        build_id: instance.spec.buildId,
+        in_ms: delay,
+      });
+      // What was left of the group may hold the port a moment longer: the restart's preflight
+      // must not mistake the app's own last socket for another process's.
+      if (first) await untilGone(instance.child.pid);
+      first = false;
+      await sleep(Math.max(0, this.#nextStartAt - Date.now()), stopping);
+      if (stopping.aborted || this.#spec !== instance.spec) return;
+      this.#restarts++;
+      this.#nextStartAt = null;
+      const refusal = await this.#o.preflight?.(instance.spec);
+      if (stopping.aborted || this.#spec !== instance.spec) return;
+      this.#refusal = refusal ?? null;
+      if (!refusal) {
+        await this.#spawn(instance.spec, stopping).catch(() => {});
+        return;
+      }
+      this.#o.logger.log("warn", "app:not-started", {
+        app: this.#o.app,
+        build_id: instance.spec.buildId,
+        reason: refusal,
+      });
+    }
   }
 }
 
@@ -162,9 +244,14 @@ export async function stopOrphan(process: RunningProcess): Promise<boolean> {
   const members = await groupMembers(process.pid);
   if (!members.some((m) => `${m.command} `.includes(`${marker} `))) return false;
   killGroup(process.pid, "SIGTERM");
-  for (let i = 0; i < 50 && (await groupMembers(process.pid)).length > 0; i++) await sleep(100);
+  await untilGone(process.pid);
   killGroup(process.pid, "SIGKILL");
   return true;
+}
+
+/** Waits (5 s at most) until no live process of group `pgid` is left. */
+async function untilGone(pgid: number): Promise<void> {
+  for (let i = 0; i < 50 && (await groupMembers(pgid)).length > 0; i++) await sleep(100);
 }
 
 /** Live (not zombie) processes of group `pgid`, each with its command line and environment. */

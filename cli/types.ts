@@ -152,6 +152,8 @@ export interface Machine {
   generation: number | null;
   state: string;
   detail?: string | null;
+  /** Restarts of the app's process since its release started (agents since step 11). */
+  restarts?: number;
   reachable: boolean;
   relay_id: string;
   reported_at: string;

@@ -97,3 +97,37 @@ Deno.test("machines passes its filters and summarises the states", async () => {
     /REGION\s+RELAY\s+MACHINES\s+LAST REPORT\s+URL\nus-east\s+r1\s+3\s+just now\s+-/,
   );
 });
+
+Deno.test("machines shows each machine's restarts, and why every failed one failed", async () => {
+  const reported_at = new Date(T0).toISOString();
+  const base = { region: "eu-west", app: "web", generation: 3, relay_id: "r1", reported_at };
+  const detail =
+    "the app's process exited with code 3 after it was healthy; 2 restarts since the release started";
+  const h = harness(() =>
+    json({
+      machines: [
+        { ...base, machine_id: "m1", build_id: 7, state: "healthy", reachable: true, restarts: 0 },
+        {
+          ...base,
+          machine_id: "m2",
+          build_id: 7,
+          state: "failed",
+          reachable: true,
+          restarts: 2,
+          detail,
+        },
+      ],
+      relays: [],
+    }),
+  );
+  assert.equal(await h.run("machines"), 0);
+  const out = h.stdout();
+  assert.match(
+    out,
+    /^REGION\s+MACHINE\s+APP\s+BUILD\s+STATE\s+REACHABLE\s+RELAY\s+REPORTED\s+RESTARTS$/m,
+  );
+  assert.match(out, /^eu-west\s+m2\s+web\s+7\s+failed\s+yes\s+r1\s+\S+.*\s2$/m);
+  assert.match(out, /^2 machines: 1 healthy, 1 failed$/m);
+  assert.ok(out.includes(`  m2 web (eu-west): ${detail}\n`));
+  assert.ok(!out.includes("m1 web (eu-west)"));
+});

@@ -32,7 +32,9 @@ const RELAY_PERMISSIONS = [
   "--allow-env",
   "--allow-sys=hostname",
 ];
-const AGENT_PERMISSIONS = [...RELAY_PERMISSIONS, "--allow-run"];
+// All: the agent reads /proc to prove an app's port is its app's (Deno gates /proc behind
+// --allow-all; the --allow-run an agent needs grants as much in effect).
+const AGENT_PERMISSIONS = ["--unstable-kv", "--allow-all"];
 
 /**
  * Starts the local fleet: `relaysPerRegion` relays and `agentsPerRegion` agents in every

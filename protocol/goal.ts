@@ -190,6 +190,16 @@ export async function verifyGoal(
  * Keyed on the deployment, not the generation, so the control plane knows the canary's
  * machines before it sets the goal, and a different deployment picks different machines.
  */
+/** What a goal asks machine `machineId` to run: the canary build if it falls in its share. */
+export function targetOf(
+  goal: GoalDocument,
+  machineId: string,
+): { build_id: number; manifest_digest: string } {
+  const c = goal.canary;
+  if (c && canaryBucket(machineId, goal.deployment_id) < c.percent) return c;
+  return goal;
+}
+
 export function canaryBucket(machineId: string, deploymentId: number): number {
   let h = 0x811c9dc5;
   for (const ch of new TextEncoder().encode(`${machineId}/${deploymentId}`)) {

@@ -56,6 +56,11 @@ const appStatusSchema = z.strictObject({
   running_build_id: id.nullable(),
   /** While downloading: how far; else null. */
   progress: progressSchema.nullable(),
+  /**
+   * Times the running release's process was started again after it exited, since the release
+   * started (a flapping app shows it even once healthy again). Agents before step 11 omit it.
+   */
+  restarts: count.optional(),
 });
 
 const appsSchema = z

@@ -21,6 +21,8 @@ export interface MachineReport {
   detail: string | null;
   /** False while the machine is away from this relay (still reported for a grace period). */
   connected: boolean;
+  /** Restarts of the app's process since its release started (agents before step 11: none). */
+  restarts?: number;
 }
 
 export interface GoalFeedOptions {

@@ -103,6 +103,7 @@ export class MachineRegistry {
           state: a.state,
           detail: detailOf(a),
           connected: m.connected,
+          ...(a.restarts === undefined ? {} : { restarts: a.restarts }),
         });
       }
     }

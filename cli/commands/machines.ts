@@ -24,7 +24,17 @@ export async function machines(
   } else {
     ctx.out(
       table(
-        ["REGION", "MACHINE", "APP", "BUILD", "STATE", "REACHABLE", "RELAY", "REPORTED"],
+        [
+          "REGION",
+          "MACHINE",
+          "APP",
+          "BUILD",
+          "STATE",
+          "REACHABLE",
+          "RELAY",
+          "REPORTED",
+          "RESTARTS",
+        ],
         body.machines.map((m) => [
           m.region,
           m.machine_id,
@@ -34,11 +44,16 @@ export async function machines(
           m.reachable ? "yes" : ctx.paint("red", "no"),
           m.relay_id,
           relativeTime(m.reported_at, now),
+          m.restarts ? ctx.paint("yellow", String(m.restarts)) : "0",
         ]),
         ctx.paint,
       ),
     );
     ctx.out(`${summary(body.machines)}\n`);
+    // Why each failed machine failed: the agent's own words (exit code, restarts, log lines).
+    for (const m of body.machines.filter((x) => x.state === "failed" && x.detail)) {
+      ctx.out(`  ${ctx.paint("red", `${m.machine_id} ${m.app}`)} (${m.region}): ${m.detail}\n`);
+    }
   }
   ctx.out("\n");
   if (body.relays.length === 0) {

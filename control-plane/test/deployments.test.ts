@@ -306,6 +306,54 @@ describe("rollout progress", () => {
   });
 });
 
+describe("failed machines after a deployment", () => {
+  it("GET /v1/regions counts each region's machines by state and lists the failed ones with their reason", async () => {
+    const ws = await subscribe("us-east");
+    ws.send(JSON.stringify({ type: "hello", relay_id: "relay-us-9", url: null }));
+    const detail =
+      "the app's process exited with code 3 after it was healthy; 2 restarts since the release started";
+    ws.send(
+      JSON.stringify({
+        type: "status",
+        relay_id: "relay-us-9",
+        machines: [
+          { machine_id: "u1", app: "blog", build_id: 4, generation: 9, state: "healthy" },
+          {
+            machine_id: "u2",
+            app: "blog",
+            build_id: 4,
+            generation: 9,
+            state: "failed",
+            detail,
+            restarts: 2,
+          },
+        ],
+      }),
+    );
+    let east: any;
+    await waitFor(async () => {
+      const r = await call("GET", "/v1/regions", { token: builder });
+      east = r.body.regions.find((x: any) => x.name === "us-east");
+      return east.failed.length === 1;
+    });
+    expect(east.machines).toEqual({
+      reported: 2,
+      unreachable: 0,
+      states: { healthy: 1, failed: 1 },
+    });
+    expect(east.failed).toEqual([
+      { machine_id: "u2", app: "blog", build_id: 4, detail, restarts: 2 },
+    ]);
+    const listed = await call("GET", "/v1/machines?region=us-east&app=blog", { token: builder });
+    expect(listed.body.machines.find((m: any) => m.machine_id === "u2")).toMatchObject({
+      state: "failed",
+      detail,
+      restarts: 2,
+    });
+    ws.close();
+  });
+});
+
 describe("progress from several relays", () => {
   it("counts each machine once: from the relay it is connected to, not the one it left", async () => {
     const id = await deployableBuild("cart");

@@ -73,6 +73,8 @@ export async function must(
  * A runnable artifact: a shell script that serves HTTP on $PORT with Deno (the script after the
  * heredoc is never read, so `padBytes` of pseudo-random padding make it as large as wanted).
  * `GET /` answers `{"build": <buildId>}`; `GET /healthz` answers 200, or 503 when `healthy` is false.
+ * It refuses to start (exit 3) while a file `no-restart` is in its release directory, so a test
+ * can make a crashed app's restarts fail.
  */
 export function testArtifact(
   buildId: number,
@@ -81,6 +83,7 @@ export function testArtifact(
   const healthStatus = opts.healthy === false ? 503 : 200;
   const script = `#!/bin/sh
 # fleetship test app, build ${buildId}
+if [ -e ./no-restart ]; then echo "refusing to start: no-restart" >&2; exit 3; fi
 exec ${DENO} run --allow-net --allow-env --no-prompt --ext=ts - <<'EOF'
 const port = Number(Deno.env.get("PORT"));
 Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, (req) => {
@@ -283,17 +286,17 @@ export const RELAY_FLAGS = [
   "--allow-env",
   "--allow-sys=hostname",
 ];
+/**
+ * The agent runs with --allow-all: it proves that the socket on an app's port is its app's from
+ * /proc, which Deno reads only with all permissions (and --allow-run, which the agent needs to
+ * run apps, already grants as much in effect).
+ */
 export const AGENT_FLAGS = [
   "run",
   // Profiling a bench or test agent: BENCH_AGENT_V8_FLAGS=--perf-basic-prof (docs/benchmarks.md).
   ...(process.env.BENCH_AGENT_V8_FLAGS ? [`--v8-flags=${process.env.BENCH_AGENT_V8_FLAGS}`] : []),
   "--unstable-kv",
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys=hostname",
+  "--allow-all",
 ];
 
 /**
@@ -352,9 +355,11 @@ export async function startAgent(
     secret: string;
     extra?: string[];
     env?: Record<string, string>;
+    /** The first app's port (again, for an agent restarted on its state directory). */
+    appPort?: number;
   },
 ): Promise<{ proc: DenoProcess; appPort: number }> {
-  const appPort = await freePort();
+  const appPort = o.appPort ?? (await freePort());
   const proc = new DenoProcess(
     o.name,
     [

@@ -123,6 +123,19 @@ export function RegionsPanel(p: { regions: Overview["regions"] }) {
             {r.relays.length} relay{r.relays.length === 1 ? "" : "s"}:{" "}
             {r.relays.map((x) => `${x.relay_id}${x.stale ? " (silent)" : ""}`).join(", ") || "none"}
           </div>
+          {r.failed.length > 0 ? (
+            <div class="fail" data-failed={r.name}>
+              <strong>{r.failed.length} failed</strong>
+              <ul>
+                {r.failed.slice(0, 10).map((m) => (
+                  <li data-machine={m.machine_id}>
+                    {m.machine_id} {m.app}
+                    {m.restarts > 0 ? ` (${m.restarts} restarts)` : ""}: {m.detail ?? "failed"}
+                  </li>
+                ))}
+              </ul>
+            </div>
+          ) : null}
         </div>
       ))}
     </div>

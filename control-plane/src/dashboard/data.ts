@@ -33,6 +33,15 @@ export async function overviewData(env: Env, db: Db, config: Config) {
       relays: r.summary.relays,
       machines: r.summary.machines.length,
       reachable: r.summary.machines.filter((m) => m.reachable).length,
+      // Failed machines stay on the overview with their reason after any deployment ended.
+      failed: r.summary.machines
+        .filter((m) => m.reachable && m.state === "failed")
+        .map((m) => ({
+          machine_id: m.machine_id,
+          app: m.app,
+          detail: m.detail ?? null,
+          restarts: m.restarts ?? 0,
+        })),
     })),
   };
 }

@@ -30,6 +30,7 @@ button.danger { background: var(--bad); } input { background: var(--bg); color: 
 .card { background: var(--panel); border:1px solid var(--line); border-radius:6px; padding: 12px; }
 .card .n { font-size: 22px; font-weight: 700; } .dim { color: var(--dim); }
 .error { color: var(--bad); margin: 8px 0; }
+.card .fail { color: var(--bad); margin-top: 8px; } .card .fail ul { margin: 4px 0 0; padding-left: 16px; font-size: 12px; }
 `;
 
 export function Layout(props: { title: string; who?: string; live?: string; children: Child }) {

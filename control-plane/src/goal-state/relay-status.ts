@@ -15,6 +15,8 @@ const Machine = z.strictObject({
   detail: z.string().max(1024).nullable().optional(),
   /** False while the machine is away from this relay; relays before it said nothing. */
   connected: z.boolean().optional(),
+  /** Restarts of the app's process since its release started; relays before step 11: none. */
+  restarts: z.int().min(0).optional(),
 });
 export type MachineReport = z.infer<typeof Machine>;
 

@@ -5,16 +5,42 @@ import { bucketFor, chunkKey } from "../artifacts/buckets.ts";
 import { requireRole } from "../auth/tokens.ts";
 import { bucketBinding } from "../config.ts";
 import { ApiError } from "../errors.ts";
+import { regionStub } from "../goal-state/stubs.ts";
 import { errors, json, Region, security } from "./schemas.ts";
 
+/** Failed machines listed per region (all are counted); `GET /v1/machines` has every one. */
+const FAILED_LISTED = 50;
+
 const RegionInfo = z
-  .object({ name: z.string(), primary: z.boolean(), bucket_binding: z.string() })
+  .object({
+    name: z.string(),
+    primary: z.boolean(),
+    bucket_binding: z.string(),
+    machines: z
+      .object({
+        reported: z.number().describe("(machine, app) pairs the region's relays report"),
+        unreachable: z.number(),
+        states: z.record(z.string(), z.number()).describe("reachable pairs by state"),
+      })
+      .openapi("RegionMachines"),
+    failed: z
+      .array(
+        z.object({
+          machine_id: z.string(),
+          app: z.string(),
+          build_id: z.number().nullable(),
+          detail: z.string().nullable(),
+          restarts: z.number().optional(),
+        }),
+      )
+      .describe(`failed (machine, app) pairs with their reason, the first ${FAILED_LISTED}`),
+  })
   .openapi("Region");
 
 const list = createRoute({
   method: "get",
   path: "/v1/regions",
-  summary: "Regions and their buckets (the first is primary)",
+  summary: "Regions, their buckets (the first is primary) and their machines' states",
   tags: ["regions"],
   security,
   middleware: [requireRole("any")] as const,
@@ -47,12 +73,32 @@ const chunk = createRoute({
 });
 
 export function registerRegions(app: App): void {
-  app.openapi(list, (c) => {
-    const regions = c.get("config").regions.map((name, i) => ({
-      name,
-      primary: i === 0,
-      bucket_binding: bucketBinding(name),
-    }));
+  app.openapi(list, async (c) => {
+    const regions = await Promise.all(
+      c.get("config").regions.map(async (name, i) => {
+        const { machines } = await regionStub(c.env, name).summary(name);
+        const states: Record<string, number> = {};
+        for (const m of machines) if (m.reachable) states[m.state] = (states[m.state] ?? 0) + 1;
+        const failed = machines.filter((m) => m.reachable && m.state === "failed");
+        return {
+          name,
+          primary: i === 0,
+          bucket_binding: bucketBinding(name),
+          machines: {
+            reported: machines.length,
+            unreachable: machines.filter((m) => !m.reachable).length,
+            states,
+          },
+          failed: failed.slice(0, FAILED_LISTED).map((m) => ({
+            machine_id: m.machine_id,
+            app: m.app,
+            build_id: m.build_id,
+            detail: m.detail ?? null,
+            ...(m.restarts === undefined ? {} : { restarts: m.restarts }),
+          })),
+        };
+      }),
+    );
     return c.json({ regions }, 200);
   });
 
