@@ -45,7 +45,14 @@ export class ReleaseWatch {
     this.#state = failing === undefined ? "healthy" : "failed";
     this.#detail = failing ?? null;
     void this.#run(failing !== undefined).catch((err) => {
-      if (!this.#abort.signal.aborted) throw err;
+      if (this.#abort.signal.aborted) return;
+      // Not expected; the app's state then stays as last reported, and the log says why.
+      this.#o.logger.log("error", "deploy:error", {
+        app: this.#o.app,
+        build_id: this.#o.buildId,
+        error: `watching the release failed: ${err instanceof Error ? err.message : err}`,
+        retry_in_ms: 0,
+      });
     });
   }
 

@@ -95,20 +95,11 @@ export async function launchRelease(
   buildId: number,
   signal: AbortSignal,
 ): Promise<HealthResult> {
-  const { port, dir, env } = await runSpec(d, run, buildId);
-  const refused = await d.supervisor.start({ buildId, dir, command: run.run_command, env, port });
+  const spec = await runSpec(d, run, buildId);
+  const refused = await d.supervisor.start({ buildId, command: run.run_command, ...spec });
   const health: HealthResult = refused
     ? { ok: false, reason: `not started: ${refused}` }
-    : await checkHealth({
-        check: run.health_check,
-        port,
-        dir,
-        env,
-        deadlineMs: d.healthTimeoutMs,
-        exited: d.supervisor.exited(),
-        ownership: portOwnership(d, port),
-        signal,
-      });
+    : await checkRunning(d, run, spec, { deadlineMs: d.healthTimeoutMs, signal });
   if (health.ok) {
     d.logger.log("info", "health:passed", { app: d.app, build_id: buildId, ms: health.ms });
   } else {
@@ -127,17 +118,23 @@ export async function probeRelease(
   buildId: number,
   signal: AbortSignal,
 ): Promise<HealthResult> {
-  const { port, dir, env } = await runSpec(d, run, buildId);
+  const spec = await runSpec(d, run, buildId);
+  return checkRunning(d, run, spec, { deadlineMs: PROBE_DEADLINE_MS, settleMs: 0, signal });
+}
+
+/** The release's health check against the process the supervisor runs now. */
+function checkRunning(
+  d: ReleaseDeps,
+  run: Run,
+  spec: { port: number; dir: string; env: Record<string, string> },
+  o: { deadlineMs: number; settleMs?: number; signal: AbortSignal },
+): Promise<HealthResult> {
   return checkHealth({
     check: run.health_check,
-    port,
-    dir,
-    env,
-    deadlineMs: PROBE_DEADLINE_MS,
+    ...spec,
+    ...o,
     exited: d.supervisor.exited(),
-    ownership: portOwnership(d, port),
-    settleMs: 0,
-    signal,
+    ownership: portOwnership(d, spec.port),
   });
 }
 
