@@ -173,6 +173,37 @@ describe("operator dashboard (headless Chromium)", () => {
     r.close();
   });
 
+  it("shows a failed machine on the overview with its reason, after any deployment ended", async () => {
+    const r = await relay("eu-west");
+    const detail =
+      "the app's process exited with code 3 after it was healthy; 4 restarts since the release started";
+    r.report([
+      { machine_id: "m0", app: "web", build_id: 1, generation: 1, state: "healthy" },
+      {
+        machine_id: "m7",
+        app: "web",
+        build_id: 1,
+        generation: 1,
+        state: "failed",
+        detail,
+        restarts: 4,
+      },
+    ]);
+    await expect
+      .poll(
+        async () => {
+          await page.goto(`${stack.url}/ui`);
+          return page.textContent("[data-failed=eu-west]").catch(() => null);
+        },
+        { timeout: 15_000 },
+      )
+      .toContain("1 failed");
+    expect(await page.textContent("[data-failed=eu-west] [data-machine=m7]")).toBe(
+      `m7 web (4 restarts): ${detail}`,
+    );
+    r.close();
+  });
+
   it("refuses to deploy a build that is not deployable, saying why", async () => {
     const q = await api("POST", "/v1/builds", stack.tokens.deployer, {
       app: "web",
