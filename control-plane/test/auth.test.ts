@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
+import { TOKEN_CACHE_MS } from "../src/auth/token-cache.ts";
 import type { Role } from "../src/db/schema.ts";
 import { claimOne, manifestFor, queueBuild, registerApp, sampleApp, sha } from "./fixtures.ts";
 import { call, db, mintToken, resetDb, snapshot } from "./helpers.ts";
@@ -220,6 +221,30 @@ describe("tokens", () => {
     const after = await call("GET", "/v1/builds", { token: r.body.token });
     expect(after.status).toBe(401);
     expect(after.body.error.message).toMatch(/revoked/);
+  });
+
+  it("a token revoked elsewhere (another isolate, or straight in the database) is refused within TOKEN_CACHE_MS", async () => {
+    const r = await call("POST", "/v1/tokens", {
+      token: tokens.admin,
+      body: { name: "cached", role: "builder" },
+    });
+    const claim = () =>
+      call("POST", "/v1/worker/claim", { token: r.body.token, body: { worker_id: "cache-test" } });
+    expect([200, 204]).toContain((await claim()).status);
+    const revokedAt = Date.now();
+    await db.run(sql`UPDATE tokens SET revoked_at = ${revokedAt} WHERE id = ${r.body.id}`);
+    // This isolate read the row less than TOKEN_CACHE_MS ago and trusts it until then.
+    for (;;) {
+      const after = await claim();
+      if (after.status === 401) {
+        expect(after.body.error.message).toMatch(/revoked/);
+        break;
+      }
+      expect([200, 204]).toContain(after.status);
+      expect(Date.now() - revokedAt).toBeLessThan(TOKEN_CACHE_MS + 1_000);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(Date.now() - revokedAt).toBeLessThan(TOKEN_CACHE_MS + 1_000);
   });
 
   it("an expired token is refused", async () => {

@@ -179,7 +179,7 @@ async function pipeline(
     });
   } catch (error) {
     // Not a SQL error (those become results): the stream's state is unknown, so end it.
-    deps.registry.close(stream);
+    deps.registry.close(stream, false);
     throw error;
   }
   let baton: string | null = null;
@@ -201,7 +201,7 @@ async function cursor(deps: HandlerDeps, request: Request): Promise<Response> {
     });
     lines = cursorEntries(result).map((entry) => stringifyJson(entry));
   } catch (error) {
-    deps.registry.close(stream);
+    deps.registry.close(stream, false);
     throw error;
   }
   const head = stringifyJson({ baton: deps.registry.release(stream), base_url: null });

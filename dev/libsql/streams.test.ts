@@ -87,10 +87,33 @@ describe("StreamRegistry", () => {
     const stream = registry.acquire(null);
     const baton = registry.release(stream);
     registry.close(registry.acquire(baton));
-    expect(connections[0]?.closed).toBe(true);
+    expect(registry.size).toBe(0);
     expect(() => registry.acquire(baton)).toThrow(
       expect.objectContaining({ code: "STREAM_CLOSED" }),
     );
+  });
+
+  it("a stream closed with no transaction open hands its connection to the next new stream", () => {
+    const first = registry.acquire(null);
+    registry.close(first);
+    expect(connections[0]?.closed).toBe(false);
+    const second = registry.acquire(null);
+    expect(second.conn).toBe(connections[0]);
+    expect(second.id).not.toBe(first.id);
+    expect(second.sqlTexts.size).toBe(0);
+    expect(connections).toHaveLength(1);
+  });
+
+  it("a connection is not reused when closed inside a transaction, or after a failed request", () => {
+    const inTxn = registry.acquire(null);
+    connections[0]!.inTransaction = true;
+    registry.close(inTxn);
+    expect(connections[0]?.closed).toBe(true);
+    const failed = registry.acquire(null);
+    registry.close(failed, false);
+    expect(connections[1]?.closed).toBe(true);
+    registry.acquire(null);
+    expect(connections).toHaveLength(3);
   });
 
   it("limits open streams, and closeAll() closes every connection", () => {
@@ -101,6 +124,10 @@ describe("StreamRegistry", () => {
     );
     registry.closeAll();
     expect(connections.map((c) => c.closed)).toEqual([true, true]);
+    // Pooled connections too.
+    registry.close(registry.acquire(null));
+    registry.closeAll();
+    expect(connections.every((c) => c.closed)).toBe(true);
     expect(registry.size).toBe(0);
   });
 });

@@ -1,10 +1,13 @@
 // Hrana-over-HTTP streams and their batons. Each stream owns one SQLite connection, so a
-// transaction begun in one pipeline request is still open in the next. A baton is good for
+// transaction begun in one pipeline request is still open in the next. A stream closed with no
+// transaction open hands its connection to the next new stream (up to `poolSize` are kept):
+// a client like @libsql/client/web opens and closes a stream for every statement or batch, and
+// a fresh connection re-reads the schema and prepares every statement anew each time. A baton is good for
 // exactly one request: taking it retires it, which also keeps two requests from ever
 // running on one connection at once. Idle streams expire, closing the connection (and so
 // rolling back whatever transaction was left open).
 
-import type { OpenConnection } from "./connection.ts";
+import type { OpenConnection, SqlConnection } from "./connection.ts";
 import { HranaHttpError } from "./errors.ts";
 import type { StreamState } from "./execute.ts";
 
@@ -26,6 +29,8 @@ export interface StreamRegistryOptions {
   readonly idleTimeoutMs: number;
   /** Open streams (idle or busy) allowed at once; each holds a SQLite connection. */
   readonly maxStreams: number;
+  /** Idle connections kept for new streams. Default 16. */
+  readonly poolSize?: number;
   readonly onExpired?: (event: { streamId: number; hadTransaction: boolean }) => void;
 }
 
@@ -38,6 +43,7 @@ export class StreamRegistry {
   readonly #idle = new Map<string, StreamEntry>();
   readonly #live = new Set<StreamEntry>();
   readonly #retired = new Map<string, RetiredReason>();
+  readonly #pool: SqlConnection[] = [];
   #nextId = 1;
 
   constructor(options: StreamRegistryOptions) {
@@ -72,14 +78,21 @@ export class StreamRegistry {
     return baton;
   }
 
-  close(stream: Stream): void {
+  /**
+   * Ends a stream. Its connection goes back to the pool when no transaction is open on it,
+   * unless `reusable` is false (a request failed in a way that leaves its state unknown).
+   */
+  close(stream: Stream, reusable = true): void {
     const entry = this.#entry(stream);
     clearTimeout(entry.timer);
     if (entry.baton !== null) this.#idle.delete(entry.baton);
     if (entry.lastBaton !== null) this.#retire(entry.lastBaton, "closed");
     entry.baton = null;
     this.#live.delete(entry);
-    entry.conn.close();
+    const pooled =
+      reusable && entry.conn.isAutocommit && this.#pool.length < (this.#options.poolSize ?? 16);
+    if (pooled) this.#pool.push(entry.conn);
+    else entry.conn.close();
   }
 
   /** Closes the idle stream behind `baton`, if any (after a request we could not parse). */
@@ -89,7 +102,8 @@ export class StreamRegistry {
   }
 
   closeAll(): void {
-    for (const entry of [...this.#live]) this.close(entry);
+    for (const entry of [...this.#live]) this.close(entry, false);
+    for (const conn of this.#pool.splice(0)) conn.close();
   }
 
   #open(): StreamEntry {
@@ -102,7 +116,7 @@ export class StreamRegistry {
     }
     const entry: StreamEntry = {
       id: this.#nextId++,
-      conn: this.#options.openConnection(),
+      conn: this.#pool.pop() ?? this.#options.openConnection(),
       sqlTexts: new Map(),
       baton: null,
       lastBaton: null,

@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import type { App } from "../app-env.ts";
 import { actorOf, auditInsert } from "../audit.ts";
+import { forgetToken } from "../auth/token-cache.ts";
 import { newToken } from "../auth/token-format.ts";
 import { requireRole } from "../auth/tokens.ts";
 import { nowMs, ROLES, tokens } from "../db/schema.ts";
@@ -149,6 +150,8 @@ export function registerTokens(app: App): void {
         onlyIfChanged: true,
       }),
     ]);
+    // Refused at once by this isolate; by the others within TOKEN_CACHE_MS.
+    forgetToken(id);
     const row = await db.query.tokens.findFirst({ where: eq(tokens.id, id) });
     if (!row) throw notFound("token", id);
     return c.json(view(row), 200);
