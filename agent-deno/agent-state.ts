@@ -90,6 +90,28 @@ export class AgentState {
     else await this.kv.set(["process", app], process);
   }
 
+  /**
+   * Forgets an app stopped and removed under `generation` (undeployed, or no longer placed on
+   * this machine): what it applied, failed and downloaded; a goal for it at or below that
+   * generation is refused from then on (a replayed old goal does not bring it back).
+   */
+  async forget(app: string, generation: number): Promise<void> {
+    const op = this.kv.atomic().set(["removed", app], generation);
+    for (const key of [
+      ["applied", app],
+      ["failed", app],
+      ["process", app],
+    ])
+      op.delete(key);
+    for await (const e of this.kv.list({ prefix: ["download", app] })) op.delete(e.key);
+    await op.commit();
+  }
+
+  /** The generation under which the app was last removed here, if it was. */
+  async removedAt(app: string): Promise<number | null> {
+    return (await this.kv.get<number>(["removed", app])).value;
+  }
+
   /** The app's port slot (0, 1, 2, …), assigned once, in the order apps are first seen. */
   async portSlot(app: string): Promise<number> {
     for (;;) {

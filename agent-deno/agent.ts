@@ -6,6 +6,7 @@
  */
 import { type GoalDocument, verifyGoal } from "../protocol/goal.ts";
 import type { Manifest } from "../protocol/manifest.ts";
+import { placedOn } from "../protocol/placement.ts";
 import type { AppStatus, GoalsMessage } from "../protocol/relay-messages.ts";
 import type { Verifier } from "../protocol/signing.ts";
 import type { AgentState } from "./agent-state.ts";
@@ -20,6 +21,8 @@ import { Supervisor } from "./supervisor.ts";
 export interface AgentOptions {
   machineId: string;
   region: string;
+  /** The machine's labels: an app whose goal places it elsewhere is not run here. Default none. */
+  labels?: Readonly<Record<string, string>>;
   stateDir: string;
   state: AgentState;
   verifier: Verifier;
@@ -79,8 +82,21 @@ export class Agent {
     }
   }
 
-  /** A verified goal: refused if older than what the app applied. */
+  /**
+   * A verified goal: refused if older than what the app applied (or than its removal here);
+   * an app undeployed, or placed on other machines, is stopped and removed.
+   */
   async offer(goal: GoalDocument): Promise<void> {
+    await this.#removing.get(goal.app);
+    const removed = await this.#o.state.removedAt(goal.app);
+    if (removed !== null && goal.generation <= removed) return;
+    if (goal.undeployed || !placedOn(goal.placement, this.#o.labels ?? {})) {
+      return await this.#remove(
+        goal.app,
+        goal.generation,
+        goal.undeployed ? "undeployed" : "not-placed",
+      );
+    }
     const converger = await this.#converger(goal.app);
     const applied = converger.appliedGeneration;
     if (applied !== undefined && goal.generation < applied) {
@@ -97,6 +113,36 @@ export class Agent {
   async stop(): Promise<void> {
     await Promise.all([...this.#ready.values()].map((c) => c.stop()));
   }
+
+  /**
+   * Stops the app (if it runs here), deletes its releases and logs, and forgets it, so it is
+   * no longer reported; one removal at a time per app.
+   */
+  #remove(app: string, generation: number, reason: "undeployed" | "not-placed"): Promise<void> {
+    const prior = this.#removing.get(app) ?? Promise.resolve();
+    const next = prior.then(async () => {
+      const pending = this.#apps.get(app);
+      if (pending) {
+        const converger = await pending;
+        this.#apps.delete(app);
+        this.#ready.delete(app);
+        this.#releases.delete(app);
+        await converger.stop();
+      }
+      await this.#o.state.forget(app, generation);
+      await Deno.remove(`${this.#o.stateDir}/apps/${app}`, { recursive: true }).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
+      if (pending) {
+        this.#o.logger.log("info", "app:removed", { app, generation, reason });
+        this.#o.onStatus();
+      }
+    });
+    this.#removing.set(app, next);
+    return next;
+  }
+
+  readonly #removing = new Map<string, Promise<void>>();
 
   #converger(app: string): Promise<AppConverger> {
     let pending = this.#apps.get(app);

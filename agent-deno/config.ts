@@ -3,6 +3,7 @@
  * documented default per field. Every problem is reported together.
  */
 import { ConfigError, type FlagSpec, readFlags } from "../protocol/flags.ts";
+import { parseLabels } from "../protocol/placement.ts";
 
 export { ConfigError };
 
@@ -17,6 +18,11 @@ export interface Config {
   region: string;
   /** Default: the hostname (--machine-id, FLEETSHIP_MACHINE_ID). */
   machineId: string;
+  /**
+   * The machine's labels, which apps' placements match (--label k=v, repeatable, or
+   * FLEETSHIP_LABELS=k=v,k2=v2). Default none: only apps placed on every machine run here.
+   */
+  labels: Record<string, string>;
   /** The region's relays, base URLs, in order of preference. Required (--relay, repeatable, or FLEETSHIP_RELAYS comma-separated). */
   relays: string[];
   /** Token, Deno KV, releases, partial downloads. Default /var/lib/fleetship-agent (--state-dir). */
@@ -72,6 +78,7 @@ export const USAGE = `fleetship-agent --region REGION --relay URL [--relay URL .
   --region NAME              (FLEETSHIP_REGION)
   --machine-id ID            (FLEETSHIP_MACHINE_ID; default the hostname)
   --relay URL                a relay of the region; repeat for failover (FLEETSHIP_RELAYS=a,b)
+  --label KEY=VALUE          a label placements match, e.g. pool=web; repeatable (FLEETSHIP_LABELS=a=1,b=2)
   --state-dir DIR            (FLEETSHIP_AGENT_STATE_DIR; default /var/lib/fleetship-agent)
   --public-key KEY           control plane's public key (FLEETSHIP_PUBLIC_KEY; default: fetched once)
   --keep-releases N          releases kept per app (default 3)
@@ -97,6 +104,7 @@ const OPTIONS = {
   region: { type: "string" },
   "machine-id": { type: "string" },
   relay: { type: "string", multiple: true },
+  label: { type: "string", multiple: true },
   "state-dir": { type: "string" },
   "public-key": { type: "string" },
   "keep-releases": { type: "string" },
@@ -126,7 +134,7 @@ export function parseConfig(
 ): Config | "help" {
   const { values, problems } = readFlags(args, OPTIONS);
   if (values.help) return "help";
-  const pick = (flag: Exclude<keyof typeof OPTIONS, "relay" | "help">, name: string) => {
+  const pick = (flag: Exclude<keyof typeof OPTIONS, "relay" | "label" | "help">, name: string) => {
     const value = values[flag];
     return typeof value === "string" ? value : env[name] || undefined;
   };
@@ -162,6 +170,11 @@ export function parseConfig(
   for (const r of relays)
     if (!/^https?:\/\/[^/]+$/.test(r))
       problems.push(`--relay: ${JSON.stringify(r)} must be an http(s) base URL`);
+  const labelItems = values.label?.length
+    ? values.label
+    : (env.FLEETSHIP_LABELS ?? "").split(",").filter((l) => l.trim().length > 0);
+  const parsedLabels = parseLabels(labelItems);
+  if (!parsedLabels.ok) problems.push(`--label: ${parsedLabels.problem}`);
   const token = pick("token", "FLEETSHIP_AGENT_TOKEN") ?? null;
   const enrollmentSecret = pick("enrollment-secret", "FLEETSHIP_ENROLLMENT_SECRET") ?? null;
   if (enrollmentSecret !== null && url === null)
@@ -190,6 +203,7 @@ export function parseConfig(
     token,
     region,
     machineId,
+    labels: parsedLabels.ok ? parsedLabels.labels : {},
     relays,
     stateDir: pick("state-dir", "FLEETSHIP_AGENT_STATE_DIR") ?? "/var/lib/fleetship-agent",
     publicKey: pick("public-key", "FLEETSHIP_PUBLIC_KEY") ?? null,

@@ -67,6 +67,7 @@ export interface AgentEventMap {
   "app:restarting": { app: string; build_id: number; in_ms: number };
   "app:stopped": { app: string; build_id: number };
   "app:orphan-killed": { app: string; pid: number };
+  "app:removed": { app: string; generation: number; reason: "undeployed" | "not-placed" };
   "app:not-started": { app: string; build_id: number; reason: string };
   /** A release that passed its health gate lost its process: the machine is failed. */
   "app:crashed": { app: string; build_id: number; restarts: number; detail: string };

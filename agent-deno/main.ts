@@ -143,6 +143,7 @@ let statusTimer: ReturnType<typeof setTimeout> | undefined;
 const agent = new Agent({
   machineId: config.machineId,
   region: config.region,
+  labels: config.labels,
   stateDir: config.stateDir,
   state: new AgentState(kv),
   verifier,
@@ -180,6 +181,7 @@ link = new RelayLink({
   machineId: config.machineId,
   region: config.region,
   peerUrl,
+  labels: config.labels,
   ...(mesh
     ? {
         onUnknown: (type: string, value: Readonly<Record<string, unknown>>) =>

@@ -22,6 +22,8 @@ export interface RelayLinkOptions {
   region: string;
   /** Where peers reach this agent (step 7); null for now. */
   peerUrl: string | null;
+  /** The machine's labels, said in hello (omitted when none, as agents before step 12). */
+  labels?: Readonly<Record<string, string>>;
   apps: () => AppStatus[];
   onGoals: (message: GoalsMessage, relay: string) => void;
   /** Frames of kinds this agent does not know (step 7's mesh messages plug in here). */
@@ -129,6 +131,9 @@ export class RelayLink {
             region: this.#o.region,
             peer_url: this.#o.peerUrl,
             apps: this.#o.apps(),
+            ...(this.#o.labels && Object.keys(this.#o.labels).length > 0
+              ? { labels: { ...this.#o.labels } }
+              : {}),
           }),
         );
       };

@@ -139,6 +139,12 @@ export function buildProgram(deps: Deps): Command {
   command(program, "machines", "machines and what they run, as their relays report")
     .option("--region <region>", "only this region")
     .option("--app <app>", "only machines running this app")
+    .option(
+      "--state <state>",
+      "only machines in this state (pending, downloading, installed, healthy, failed)",
+    )
+    .option("--cursor <cursor>", "the page after the one that printed this cursor")
+    .option("--all", "every page, not only the first")
     .action(async (o, cmd: Command) => {
       await machines(ctx(cmd), o);
     });

@@ -76,6 +76,8 @@ Deno.test("machines passes its filters and summarises the states", async () => {
   const h = harness(() =>
     json({
       machines: [m("m1", "healthy"), m("m2", "healthy"), m("m3", "downloading", false)],
+      next_cursor: null,
+      partial: [],
       relays: [
         {
           region: "us-east",
@@ -95,6 +97,46 @@ Deno.test("machines passes its filters and summarises the states", async () => {
   assert.match(
     h.stdout(),
     /REGION\s+RELAY\s+MACHINES\s+LAST REPORT\s+URL\nus-east\s+r1\s+3\s+just now\s+-/,
+  );
+});
+
+Deno.test("machines pages: one page says how to get the next; --all follows every cursor", async () => {
+  const m = (id: string) => ({
+    region: "us-east",
+    machine_id: id,
+    app: "hello",
+    build_id: 3,
+    state: "healthy",
+    reachable: true,
+    relay_id: "r1",
+    reported_at: new Date(T0).toISOString(),
+  });
+  const pages: Record<string, object> = {
+    "": { machines: [m("m1"), m("m2")], next_cursor: "c2", partial: [] },
+    c2: {
+      machines: [m("m3")],
+      next_cursor: null,
+      partial: [{ region: "us-east", relay_id: "r2" }],
+    },
+  };
+  const route = (req: Request) =>
+    json({ relays: [], ...pages[new URL(req.url).searchParams.get("cursor") ?? ""] });
+  const one = harness(route);
+  assert.equal(await one.run("machines", "--state", "healthy"), 0);
+  assert.equal(one.requests.length, 1);
+  assert.equal(one.requests[0]?.path, "/v1/machines?state=healthy");
+  assert.match(one.stdout(), /2 machines: 2 healthy on this page/);
+  assert.match(one.stdout(), /More machines: --cursor c2 for the next page, or --all/);
+  const all = harness(route);
+  assert.equal(await all.run("machines", "--all"), 0);
+  assert.deepEqual(
+    all.requests.map((r) => r.path),
+    ["/v1/machines", "/v1/machines?cursor=c2"],
+  );
+  assert.match(all.stdout(), /3 machines: 3 healthy\n/);
+  assert.match(
+    all.stdout(),
+    /Relay r2 \(us-east\) did not answer in time: its machines are missing/,
   );
 });
 
@@ -118,6 +160,8 @@ Deno.test("machines shows each machine's restarts, and why every failed one fail
         },
       ],
       relays: [],
+      next_cursor: null,
+      partial: [],
     }),
   );
   assert.equal(await h.run("machines"), 0);

@@ -47,6 +47,32 @@ describe("verifyGoal()", () => {
     expect(r).toMatchObject({ ok: false, reason });
   });
 
+  it("carries placement and undeploy signed; a goal without them keeps its bytes from before", async () => {
+    const { signer, verifier } = await keys();
+    const plain = await signGoal(signer, base);
+    expect(plain.document).not.toContain("placement");
+    expect(plain.document).not.toContain("undeployed");
+    const placed: GoalDocument = {
+      ...base,
+      placement: { labels: { zone: "b", pool: "web" } },
+      undeployed: true,
+    };
+    const signed = await signGoal(signer, placed);
+    expect(signed.document).toContain(
+      '"placement":{"labels":{"pool":"web","zone":"b"}},"undeployed":true',
+    );
+    const r = await verifyGoal(verifier, signed, { region: "eu-west", now });
+    expect(r).toMatchObject({
+      ok: true,
+      goal: { placement: { labels: { pool: "web", zone: "b" } } },
+    });
+    // A relay cannot strip the placement (or the undeploy) without breaking the signature.
+    const stripped = { ...signed, document: signed.document.replace(',"undeployed":true', "") };
+    expect(await verifyGoal(verifier, stripped, { region: "eu-west", now })).toMatchObject({
+      ok: false,
+    });
+  });
+
   it("accepts the same generation again (idempotent re-delivery)", async () => {
     const { signer, verifier } = await keys();
     const r = await verifyGoal(verifier, await signGoal(signer, base), {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DIGEST_PATTERN } from "./hash.ts";
 import { APP_NAME_PATTERN } from "./manifest.ts";
+import { type Placement, placementSchema } from "./placement.ts";
 import type { Signer, Verifier, VerifyFailure } from "./signing.ts";
 
 /**
@@ -31,6 +32,16 @@ export interface GoalDocument {
   readonly run_command: string;
   readonly health_check: HealthCheck | null;
   readonly canary: Canary | null;
+  /**
+   * Which machines of the region run the app (step 12): those carrying every label; absent or
+   * null, every machine. A machine not placed stops the app and removes it.
+   */
+  readonly placement?: Placement | null | undefined;
+  /**
+   * The app was undeployed from the region under this generation (step 12): every machine
+   * stops it and removes it. The build fields name the last build it ran.
+   */
+  readonly undeployed?: true | undefined;
   readonly issued_at: string;
   readonly expires_at: string;
 }
@@ -59,6 +70,8 @@ export const goalSchema = z.strictObject({
   canary: z
     .strictObject({ build_id: id, manifest_digest: digest, percent: z.number().min(0).max(100) })
     .nullable(),
+  placement: placementSchema.nullable().optional(),
+  undeployed: z.literal(true).optional(),
   issued_at: z.iso.datetime(),
   expires_at: z.iso.datetime(),
 });
@@ -67,7 +80,11 @@ export class GoalError extends Error {
   override readonly name = "GoalError";
 }
 
-/** The canonical bytes of a goal: UTF-8 JSON, fixed key order, no whitespace. */
+/**
+ * The canonical bytes of a goal: UTF-8 JSON, fixed key order, no whitespace. `placement`
+ * (label keys sorted) and `undeployed` appear only when set, so a goal without them has the
+ * bytes it had before step 12.
+ */
 export function encodeGoal(goal: GoalDocument): Uint8Array {
   const g = goalSchema.parse(goal);
   const health =
@@ -96,6 +113,16 @@ export function encodeGoal(goal: GoalDocument): Uint8Array {
       run_command: g.run_command,
       health_check: health,
       canary,
+      ...(g.placement
+        ? {
+            placement: {
+              labels: Object.fromEntries(
+                Object.entries(g.placement.labels).sort(([a], [b]) => (a < b ? -1 : 1)),
+              ),
+            },
+          }
+        : {}),
+      ...(g.undeployed ? { undeployed: true } : {}),
       issued_at: g.issued_at,
       expires_at: g.expires_at,
     }),

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { APP_NAME_PATTERN } from "./manifest.ts";
+import { labelsSchema } from "./placement.ts";
 
 // The control channel between an agent and its region relay: JSON text frames over one
 // WebSocket (DESIGN section 8). A transport-free codec: `encodeRelayMessage` writes a frame,
@@ -88,6 +89,11 @@ const helloSchema = z.strictObject({
     .max(2048)
     .nullable(),
   apps: appsSchema,
+  /**
+   * The machine's labels (`--label`; step 12), which placements match. Omitted when it has
+   * none, so an agent without labels still speaks to a relay before step 12.
+   */
+  labels: labelsSchema.optional(),
 });
 
 /** Agent → relay: the machine's full per-app status, sent whenever it changes. */

@@ -169,7 +169,7 @@ export class AgentHub {
     }
     session.machineId = hello.machine_id;
     this.#byMachine.set(hello.machine_id, session);
-    this.#o.registry.hello(hello.machine_id, hello.apps, hello.peer_url);
+    this.#o.registry.hello(hello.machine_id, hello.apps, hello.peer_url, hello.labels);
     this.#o.logger.log("info", "agent:connected", {
       machine_id: hello.machine_id,
       remote: session.remote,

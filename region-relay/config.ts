@@ -48,6 +48,12 @@ export interface Config {
    * fetches are never refused. Default 32 (--fallback-slots).
    */
   fallbackSlots: number;
+  /**
+   * What the relay reports upstream: `summary` (per-app counts and a sample of problem
+   * machines; step 12) or `list` (every machine, as relays before step 12 did: what an older
+   * control plane understands, and bench/fanout's baseline). Default summary (--status-format).
+   */
+  statusFormat: "summary" | "list";
 }
 
 export const USAGE = `deno task region-relay --url URL --region REGION [options]   (token in FLEETSHIP_RELAY_TOKEN)
@@ -66,6 +72,7 @@ export const USAGE = `deno task region-relay --url URL --region REGION [options]
   --upstream-concurrency N   chunk reads from the control plane in flight (default 8)
   --max-agents N             agent connections held at once, past it 503 (default 10000)
   --fallback-slots N         chunks served at once to mesh agents that can wait for a peer (default 32)
+  --status-format F          summary (per-app counts; default) or list (every machine, as before step 12)
   --help`;
 
 const OPTIONS = {
@@ -83,6 +90,7 @@ const OPTIONS = {
   "upstream-concurrency": { type: "string" },
   "max-agents": { type: "string" },
   "fallback-slots": { type: "string" },
+  "status-format": { type: "string" },
   help: { type: "boolean" },
 } as const satisfies FlagSpec;
 
@@ -127,6 +135,9 @@ export function parseConfig(
     10 * 1024 ** 3,
     problems,
   );
+  const statusFormat = pick("status-format", "FLEETSHIP_RELAY_STATUS_FORMAT") ?? "summary";
+  if (statusFormat !== "summary" && statusFormat !== "list")
+    problems.push(`--status-format: expected summary or list, got ${JSON.stringify(statusFormat)}`);
   const config: Config = {
     url,
     token,
@@ -171,6 +182,7 @@ export function parseConfig(
       1,
       100_000,
     ),
+    statusFormat: statusFormat === "list" ? "list" : "summary",
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

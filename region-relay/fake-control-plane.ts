@@ -47,6 +47,12 @@ export class FakeControlPlane {
     for (const s of this.#sockets) if (s.readyState === WebSocket.OPEN) s.send(text);
   }
 
+  /** Sends `message` down every open subscription (a query, as the regional instance asks). */
+  sendToRelays(message: unknown): void {
+    const text = JSON.stringify(message);
+    for (const s of this.#sockets) if (s.readyState === WebSocket.OPEN) s.send(text);
+  }
+
   /** Closes every subscription socket (as a control plane restart would). */
   dropSubscribers(): void {
     for (const s of this.#sockets) s.close(4012, "restarting");

@@ -2,28 +2,16 @@
  * Keeps the relay's goals current (docs/goal-state.md): a WebSocket to the regional goal-state
  * instance (push: `{"type":"goal","version"}`; the signed goals are then fetched), reconnected
  * with jittered backoff; while it is down, long-polls `GET /v1/regions/:region/goal`. Up the
- * same socket go `hello` once per connection and the agents' `status` (at most every second,
- * and every 10 s as a heartbeat so the region never counts live machines unreachable).
+ * same socket go `hello` once per connection and the machines' status (at most every second,
+ * and every 10 s as a heartbeat so the region never counts live machines unreachable), and the
+ * answers to the control plane's queries about single machines (`machines_query`,
+ * `canary_query`).
  */
 import { Backoff, sleep } from "../protocol/backoff.ts";
 import type { GoalStore } from "./goal-store.ts";
 import { errorText, type Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Upstream } from "./upstream.ts";
-
-/** One machine's line in the relay's `status` message (docs/goal-state.md). */
-export interface MachineReport {
-  machine_id: string;
-  app: string;
-  build_id: number | null;
-  generation: number | null;
-  state: "pending" | "downloading" | "installed" | "healthy" | "failed";
-  detail: string | null;
-  /** False while the machine is away from this relay (still reported for a grace period). */
-  connected: boolean;
-  /** Restarts of the app's process since its release started (agents before step 11: none). */
-  restarts?: number;
-}
 
 export interface GoalFeedOptions {
   upstream: Upstream;
@@ -33,8 +21,12 @@ export interface GoalFeedOptions {
   relayId: string;
   /** The WebSocket URL agents use, told to the control plane in `hello`. */
   agentUrl: string | null;
-  /** The full list of machines to report now. */
-  machines: () => MachineReport[];
+  /** The status message to send now (a summary, or the full list of relays before step 12). */
+  status: () => Record<string, unknown>;
+  /** The answer to a control plane's query about this relay's machines, or null if unknown. */
+  answer: (query: unknown) => Record<string, unknown> | null;
+  /** The control plane says these machines are another relay's now; false if malformed. */
+  forget: (message: unknown) => boolean;
   /** Long-poll wait while the socket is down. Default 25 s. */
   pollWaitS?: number;
   /** Re-read goals this often even when nothing was pushed (re-signed documents). Default 5 min. */
@@ -89,8 +81,16 @@ export class GoalFeed {
     const socket = this.#socket;
     if (socket?.readyState !== WebSocket.OPEN) return;
     this.#lastStatusAt = Date.now();
-    const machines = this.#o.machines();
-    socket.send(JSON.stringify({ type: "status", relay_id: this.#o.relayId, machines }));
+    const text = JSON.stringify({ ...this.#o.status(), relay_id: this.#o.relayId });
+    const m = this.#o.metrics;
+    m.set("relay_status_message_bytes", text.length);
+    m.set(
+      "relay_status_message_bytes_max",
+      Math.max(text.length, m.get("relay_status_message_bytes_max")),
+    );
+    m.inc("relay_status_messages_total");
+    m.inc("relay_status_bytes_total", text.length);
+    socket.send(text);
   }
 
   async #socketLoop(signal: AbortSignal): Promise<void> {
@@ -159,6 +159,21 @@ export class GoalFeed {
       }
     } else if (message.type === "error") {
       this.#o.logger.log("warn", "upstream:message-invalid", { problem: String(message.message) });
+    } else if (message.type === "forget") {
+      if (!this.#o.forget(message)) {
+        this.#o.logger.log("warn", "upstream:message-invalid", { problem: "malformed forget" });
+      }
+    } else if (message.type === "machines_query" || message.type === "canary_query") {
+      const answer = this.#o.answer(message);
+      if (answer === null) {
+        this.#o.logger.log("warn", "upstream:message-invalid", { problem: "malformed query" });
+        return;
+      }
+      try {
+        this.#socket?.send(JSON.stringify(answer));
+      } catch {
+        // the socket went away; the control plane times the query out
+      }
     }
   }
 

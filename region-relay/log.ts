@@ -26,6 +26,7 @@ export interface RelayEventMap {
   "upstream:disconnected": { code: number; reason: string; retry_in_ms: number };
   "upstream:error": { what: string; error: string; retry_in_ms: number };
   "upstream:message-invalid": { problem: string };
+  "machines:moved": { forgotten: number };
   "goals:updated": { version: number; apps: number; source: "push" | "poll" | "refresh" | "disk" };
   "chunk:fetched": { digest: string; size: number; ms: number };
   "chunk:fetch-failed": { digest: string; error: string };

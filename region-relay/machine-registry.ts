@@ -4,8 +4,9 @@
  * counts until they reconnect. A machine that disconnected is still reported for `graceMs`
  * (it is probably failing over to another relay of the region), then forgotten.
  */
+import type { MachineReport } from "../protocol/machine-status.ts";
+import type { Labels } from "../protocol/placement.ts";
 import type { AppStatus } from "../protocol/relay-messages.ts";
-import type { MachineReport } from "./goal-feed.ts";
 
 export interface MachineRecord {
   machineId: string;
@@ -14,6 +15,8 @@ export interface MachineRecord {
   /** When it last sent anything, or disconnected. */
   lastSeen: number;
   peerUrl: string | null;
+  /** What it said in hello (placements match them); records from before step 12 have none. */
+  labels?: Labels;
 }
 
 export interface MachineStore {
@@ -34,6 +37,8 @@ export interface MachineRegistryOptions {
 export class MachineRegistry {
   readonly #o: MachineRegistryOptions;
   readonly #machines = new Map<string, MachineRecord>();
+  /** Machines that said hello since the last `takeArrived()`, in order. */
+  readonly #arrived = new Set<string>();
 
   constructor(options: MachineRegistryOptions) {
     this.#o = options;
@@ -54,12 +59,26 @@ export class MachineRegistry {
     return n;
   }
 
+  /** Machines held, connected or within the grace period. */
+  get size(): number {
+    return this.#machines.size;
+  }
+
+  /** The connected machines and their labels (what a canary can be chosen from). */
+  *connected(): Iterable<{ machine_id: string; labels: Labels }> {
+    for (const m of this.#machines.values()) {
+      if (m.connected) yield { machine_id: m.machineId, labels: m.labels ?? {} };
+    }
+  }
+
   get(machineId: string): MachineRecord | undefined {
     return this.#machines.get(machineId);
   }
 
-  hello(machineId: string, apps: AppStatus[], peerUrl: string | null): void {
-    this.#put({ machineId, apps, connected: true, lastSeen: this.#now(), peerUrl });
+  hello(machineId: string, apps: AppStatus[], peerUrl: string | null, labels: Labels = {}): void {
+    this.#arrived.delete(machineId);
+    this.#arrived.add(machineId);
+    this.#put({ machineId, apps, connected: true, lastSeen: this.#now(), peerUrl, labels });
   }
 
   status(machineId: string, apps: AppStatus[]): void {
@@ -70,12 +89,41 @@ export class MachineRegistry {
       connected: true,
       lastSeen: this.#now(),
       peerUrl: prior?.peerUrl ?? null,
+      labels: prior?.labels ?? {},
     });
   }
 
   disconnected(machineId: string): void {
     const prior = this.#machines.get(machineId);
     if (prior) this.#put({ ...prior, connected: false, lastSeen: this.#now() });
+  }
+
+  /** Up to `max` machines that said hello since the last call (the rest stay for the next). */
+  takeArrived(max: number): string[] {
+    const out: string[] = [];
+    for (const id of this.#arrived) {
+      if (out.length >= max) break;
+      out.push(id);
+      this.#arrived.delete(id);
+    }
+    return out;
+  }
+
+  /**
+   * Forgets these machines if they are away from this relay (another relay of the region has
+   * them now); connected ones are kept. How many were forgotten.
+   */
+  forget(machineIds: Iterable<string>): number {
+    let n = 0;
+    for (const id of machineIds) {
+      const m = this.#machines.get(id);
+      if (!m || m.connected) continue;
+      this.#machines.delete(id);
+      void this.#o.store.delete(id).catch(() => {});
+      n++;
+    }
+    if (n > 0) this.#o.onChange?.();
+    return n;
   }
 
   /** Forgets machines disconnected for longer than the grace period. */
@@ -104,6 +152,7 @@ export class MachineRegistry {
           detail: detailOf(a),
           connected: m.connected,
           ...(a.restarts === undefined ? {} : { restarts: a.restarts }),
+          ...(m.labels && Object.keys(m.labels).length > 0 ? { labels: m.labels } : {}),
         });
       }
     }

@@ -27,6 +27,10 @@ const DEFINITIONS = {
   relay_agents_connected: ["gauge", "Agents connected now"],
   relay_goal_version: ["gauge", "The region's goal version this relay holds"],
   relay_upstream_connected: ["gauge", "1 while the goal subscription socket is open"],
+  relay_status_message_bytes: ["gauge", "Bytes of the last status message sent upstream"],
+  relay_status_message_bytes_max: ["gauge", "Bytes of the largest status message sent upstream"],
+  relay_status_messages_total: ["counter", "Status messages sent upstream"],
+  relay_status_bytes_total: ["counter", "Bytes of status messages sent upstream"],
 } as const;
 
 export type MetricName = keyof typeof DEFINITIONS;

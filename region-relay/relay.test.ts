@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { RelayBusy } from "../agent-deno/piece-source.ts";
 import { RelayClient } from "../agent-deno/relay-client.ts";
-import { type GoalDocument, signGoal } from "../protocol/goal.ts";
+import { canaryBucket, type GoalDocument, signGoal } from "../protocol/goal.ts";
 import { buildManifest } from "../protocol/manifest.ts";
 import { signManifest } from "../protocol/manifest-signing.ts";
 import {
@@ -44,6 +44,7 @@ async function relayFor(
   kv: Deno.Kv,
   maxAgents = 100,
   fallbackSlots = 32,
+  statusFormat: Config["statusFormat"] = "summary",
 ): Promise<RunningRelay> {
   const config: Config = {
     url: cp.url,
@@ -60,6 +61,7 @@ async function relayFor(
     upstreamConcurrency: 4,
     maxAgents,
     fallbackSlots,
+    statusFormat,
   };
   const upstream = httpUpstream({
     url: cp.url,
@@ -76,7 +78,11 @@ async function relayFor(
 }
 
 /** A minimal agent: says hello, collects what the relay sends. */
-async function agentSocket(relay: RunningRelay, machineId: string) {
+async function agentSocket(
+  relay: RunningRelay,
+  machineId: string,
+  labels?: Record<string, string>,
+) {
   const received: RelayToAgentMessage[] = [];
   const socket = new WebSocket(`ws://127.0.0.1:${relay.port}/v1/agent`, {
     headers: { Authorization: `Bearer ${AGENT_TOKEN}` },
@@ -98,6 +104,7 @@ async function agentSocket(relay: RunningRelay, machineId: string) {
       region: "us-east",
       peer_url: null,
       apps: [],
+      ...(labels ? { labels } : {}),
     }),
   );
   return {
@@ -158,23 +165,29 @@ Deno.test("relay: agents get the signed goals verbatim on hello and on every cha
   );
   const status = await until("status up", () =>
     cp.relayMessages.find(
-      (m) => m.type === "status" && JSON.stringify(m.machines).includes("healthy"),
+      (m) => m.type === "summary" && JSON.stringify(m.apps).includes("healthy"),
     ),
   );
-  assert.deepEqual(status, {
-    type: "status",
+  // Counts, not machines: the message grows with apps and states only (and with the machines
+  // that said hello since the last one, named once).
+  const { arrived: _, ...counts } = status;
+  assert.ok(up(cp).some((m) => m.type === "summary" && m.arrived?.includes("m1")));
+  assert.deepEqual(counts, {
+    type: "summary",
     relay_id: "relay-a",
-    machines: [
+    machines: 1,
+    apps: [
       {
-        machine_id: "m1",
         app: "web",
-        build_id: 11,
-        generation: 2,
-        state: "healthy",
-        detail: null,
-        connected: true,
+        goal_generation: 2,
+        counts: [{ build_id: 11, generation: 2, state: "healthy", canary: false, n: 1 }],
+        away: 0,
       },
     ],
+    problems: [],
+    problems_total: 0,
+    label_sets: [{ labels: {}, n: 1 }],
+    label_sets_other: 0,
   });
   assert.deepEqual(cp.relayMessages[0], {
     type: "hello",
@@ -186,6 +199,228 @@ Deno.test("relay: agents get the signed goals verbatim on hello and on every cha
   agent.send(encodeRelayMessage({ type: "ping", nonce: 7 }));
   await until("pong", () => agent.received.some((m) => m.type === "pong" && m.nonce === 7));
 
+  await agent.close();
+  await relay.stop();
+  await cp.close();
+  kv.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+/** What the relay sent up (the tests pick the fields they check). */
+const up = (cp: FakeControlPlane): any[] => cp.relayMessages;
+
+const appStatus = (app: string, state: "healthy" | "failed", detail: string | null = null) => ({
+  app,
+  build_id: 11,
+  generation: 2,
+  state,
+  detail,
+  running_build_id: 11,
+  progress: null,
+});
+
+Deno.test("relay: answers the control plane's queries: a page of machines in order, and a canary histogram", async () => {
+  const cp = new FakeControlPlane();
+  cp.setGoals([await signGoal(signer, goal(2, 11))]);
+  const dir = await Deno.makeTempDir();
+  const kv = await Deno.openKv(":memory:");
+  const relay = await relayFor(cp, dir, kv);
+  const agents = [];
+  for (const id of ["m3", "m1", "m2"]) {
+    const a = await agentSocket(relay, id);
+    a.send(
+      encodeRelayMessage({
+        type: "status",
+        apps: [appStatus("web", id === "m2" ? "failed" : "healthy", id === "m2" ? "boom" : null)],
+      }),
+    );
+    agents.push(a);
+  }
+  const summary = await until("three machines counted", () =>
+    up(cp).find((m) => m.type === "summary" && m.machines === 3 && m.problems_total === 1),
+  );
+  assert.deepEqual(
+    summary.problems.map((p: { machine_id: string; problem: string }) => [p.machine_id, p.problem]),
+    [["m2", "failed"]],
+  );
+  await until("every status counted", () =>
+    cp.relayMessages.some(
+      (m) =>
+        m.type === "summary" &&
+        JSON.stringify(m.apps).includes('"state":"healthy","canary":false,"n":2'),
+    ),
+  );
+  cp.sendToRelays({
+    type: "machines_query",
+    id: 7,
+    app: "web",
+    state: null,
+    after: null,
+    limit: 2,
+  });
+  const page = await until("a page", () =>
+    up(cp).find((m) => m.type === "machines_page" && m.id === 7),
+  );
+  assert.deepEqual(
+    page.machines.map((m: { machine_id: string }) => m.machine_id),
+    ["m1", "m2"],
+  );
+  assert.equal(page.more, true);
+  cp.sendToRelays({
+    type: "machines_query",
+    id: 8,
+    app: "web",
+    state: null,
+    after: ["m2", "web"],
+    limit: 2,
+  });
+  const next = await until("the next page", () =>
+    up(cp).find((m) => m.type === "machines_page" && m.id === 8),
+  );
+  assert.deepEqual(
+    next.machines.map((m: { machine_id: string }) => m.machine_id),
+    ["m3"],
+  );
+  assert.equal(next.more, false);
+  cp.sendToRelays({
+    type: "machines_query",
+    id: 9,
+    app: null,
+    state: "failed",
+    after: null,
+    limit: 10,
+  });
+  const failed = await until("failed only", () =>
+    up(cp).find((m) => m.type === "machines_page" && m.id === 9),
+  );
+  assert.deepEqual(failed.machines, [
+    {
+      machine_id: "m2",
+      app: "web",
+      build_id: 11,
+      generation: 2,
+      state: "failed",
+      detail: "boom",
+      connected: true,
+    },
+  ]);
+  cp.sendToRelays({ type: "canary_query", id: 10, app: "web", deployment_id: 5 });
+  const hist = await until("a histogram", () =>
+    up(cp).find((m) => m.type === "canary_histogram" && m.id === 10),
+  );
+  const expected = new Array(100).fill(0);
+  for (const id of ["m1", "m2", "m3"]) expected[canaryBucket(id, 5)]++;
+  assert.deepEqual(hist.counts, expected);
+  for (const a of agents) await a.close();
+  await relay.stop();
+  await cp.close();
+  kv.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("relay: names the machines that arrived, and forgets an away machine the control plane says moved", async () => {
+  const cp = new FakeControlPlane();
+  cp.setGoals([await signGoal(signer, goal(2, 11))]);
+  const dir = await Deno.makeTempDir();
+  const kv = await Deno.openKv(":memory:");
+  const relay = await relayFor(cp, dir, kv);
+  const a1 = await agentSocket(relay, "m1");
+  const a2 = await agentSocket(relay, "m2");
+  for (const a of [a1, a2]) {
+    a.send(encodeRelayMessage({ type: "status", apps: [appStatus("web", "healthy", null)] }));
+  }
+  const named = new Set<string>();
+  await until("both arrivals named", () => {
+    for (const m of up(cp))
+      if (m.type === "summary") for (const id of m.arrived ?? []) named.add(id);
+    return named.has("m1") && named.has("m2");
+  });
+  await a2.close();
+  await until("m2 away", () =>
+    up(cp).find((m) => m.type === "summary" && m.apps[0]?.away === 1 && m.machines === 2),
+  );
+  // Another relay of the region has m2 now; a connected machine is never forgotten.
+  cp.sendToRelays({ type: "forget", machine_ids: ["m2", "m1"] });
+  const after = await until("m2 forgotten, m1 kept", () =>
+    up(cp).find((m) => m.type === "summary" && m.machines === 1 && m.apps[0]?.away === 0),
+  );
+  assert.equal(
+    after.apps[0].counts.reduce((n: number, c: { n: number }) => n + c.n, 0),
+    1,
+  );
+  await a1.close();
+  await relay.stop();
+  await cp.close();
+  kv.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("relay: counts machines by label set, and a canary of a placement counts only the machines it places", async () => {
+  const cp = new FakeControlPlane();
+  cp.setGoals([await signGoal(signer, goal(2, 11))]);
+  const dir = await Deno.makeTempDir();
+  const kv = await Deno.openKv(":memory:");
+  const relay = await relayFor(cp, dir, kv);
+  const agents = [
+    await agentSocket(relay, "w1", { pool: "web" }),
+    await agentSocket(relay, "w2", { pool: "web", zone: "b" }),
+    await agentSocket(relay, "a1", { pool: "api" }),
+    await agentSocket(relay, "n1"),
+  ];
+  const summary = await until("four machines by label set", () =>
+    up(cp).find((m) => m.type === "summary" && m.machines === 4 && m.label_sets?.length === 4),
+  );
+  assert.deepEqual(
+    summary.label_sets.map((l: { labels: object; n: number }) => [l.labels, l.n]).sort(),
+    [
+      [{ pool: "web" }, 1],
+      [{ pool: "web", zone: "b" }, 1],
+      [{ pool: "api" }, 1],
+      [{}, 1],
+    ].sort(),
+  );
+  cp.sendToRelays({
+    type: "canary_query",
+    id: 3,
+    app: "web",
+    deployment_id: 9,
+    labels: { pool: "web" },
+  });
+  const hist = await until("a placed histogram", () =>
+    up(cp).find((m) => m.type === "canary_histogram" && m.id === 3),
+  );
+  const expected = new Array(100).fill(0);
+  for (const id of ["w1", "w2"]) expected[canaryBucket(id, 9)]++;
+  assert.deepEqual(hist.counts, expected);
+  for (const a of agents) await a.close();
+  await relay.stop();
+  await cp.close();
+  kv.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("relay: with --status-format list, reports every machine as relays before step 12 did", async () => {
+  const cp = new FakeControlPlane();
+  cp.setGoals([await signGoal(signer, goal(2, 11))]);
+  const dir = await Deno.makeTempDir();
+  const kv = await Deno.openKv(":memory:");
+  const relay = await relayFor(cp, dir, kv, 100, 32, "list");
+  const agent = await agentSocket(relay, "m1");
+  agent.send(encodeRelayMessage({ type: "status", apps: [appStatus("web", "healthy")] }));
+  const status = await until("the list", () =>
+    up(cp).find((m) => m.type === "status" && m.machines.length === 1),
+  );
+  assert.deepEqual(status.machines, [
+    {
+      machine_id: "m1",
+      app: "web",
+      build_id: 11,
+      generation: 2,
+      state: "healthy",
+      detail: null,
+      connected: true,
+    },
+  ]);
   await agent.close();
   await relay.stop();
   await cp.close();

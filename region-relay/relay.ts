@@ -3,13 +3,25 @@
  * the Deno KV database and the logger; tests call it with a fake control plane's URL, so they
  * run the same wiring the program does.
  */
+import {
+  aggregateMachines,
+  answerMachinesQuery,
+  canaryHistogram,
+  canaryQuerySchema,
+  forgetMessageSchema,
+  type GoalRef,
+  goalRefs,
+  labelSets,
+  MAX_ARRIVED,
+  machinesQuerySchema,
+} from "../protocol/machine-status.ts";
 import { Verifier } from "../protocol/signing.ts";
 import { AgentAuth, kvKnownTokens } from "./agent-auth.ts";
 import { AgentHub } from "./agent-hub.ts";
 import { ChunkCache, kvCacheIndex } from "./chunk-cache.ts";
 import type { Config } from "./config.ts";
 import { GoalFeed } from "./goal-feed.ts";
-import { diskSnapshotFile, GoalStore } from "./goal-store.ts";
+import { diskSnapshotFile, type GoalSnapshot, GoalStore } from "./goal-store.ts";
 import { relayHandler } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { kvMachineStore, MachineRegistry } from "./machine-registry.ts";
@@ -130,7 +142,15 @@ export async function startRelay(config: Config, deps: RelayDeps): Promise<Runni
     relayId: config.relayId,
     // docs/goal-state.md: `hello` names the WebSocket URL agents use.
     agentUrl: `${publicUrl.replace(/^http/, "ws")}/v1/agent`,
-    machines: () => registry.reports(),
+    status: () => statusMessage(config.statusFormat, registry, goalRefsOf(goals.current)),
+    answer: (query) => answerQuery(query, registry),
+    forget: (message) => {
+      const m = forgetMessageSchema.safeParse(message);
+      if (!m.success) return false;
+      const n = registry.forget(m.data.machine_ids);
+      if (n > 0) logger.log("info", "machines:moved", { forgotten: n });
+      return true;
+    },
   });
   const feeding = feed.run(stop.signal);
   const finished = Promise.all([feeding, server.finished]).then(() => {});
@@ -145,4 +165,55 @@ export async function startRelay(config: Config, deps: RelayDeps): Promise<Runni
       await finished;
     },
   };
+}
+
+/**
+ * What goes up: per-app counts and a sample of problem machines (docs/goal-state.md), or, with
+ * `--status-format list`, every machine as relays before step 12 sent it (the bench's baseline,
+ * and what an older control plane understands).
+ */
+function statusMessage(
+  format: Config["statusFormat"],
+  registry: MachineRegistry,
+  goals: ReadonlyMap<string, GoalRef>,
+): Record<string, unknown> {
+  const machines = registry.reports();
+  if (format === "list") return { type: "status", machines };
+  const arrived = registry.takeArrived(MAX_ARRIVED);
+  return {
+    type: "summary",
+    machines: registry.size,
+    ...aggregateMachines(machines, goals),
+    ...(arrived.length > 0 ? { arrived } : {}),
+    ...labelSets(registry.connected()),
+  };
+}
+
+/** The control plane's questions about single machines, answered from the registry. */
+function answerQuery(query: unknown, registry: MachineRegistry): Record<string, unknown> | null {
+  const page = machinesQuerySchema.safeParse(query);
+  if (page.success) return answerMachinesQuery(registry.reports(), page.data);
+  const canary = canaryQuerySchema.safeParse(query);
+  if (canary.success) return canaryHistogram(registry.connected(), canary.data);
+  return null;
+}
+
+const refsCache = new WeakMap<GoalSnapshot, Map<string, GoalRef>>();
+
+/** Canary membership needs each app's goal: read from the documents the relay passes on. */
+function goalRefsOf(snapshot: GoalSnapshot): Map<string, GoalRef> {
+  let refs = refsCache.get(snapshot);
+  if (!refs) {
+    const docs = [];
+    for (const g of snapshot.goals) {
+      try {
+        docs.push(JSON.parse(g.document));
+      } catch {
+        // not ours to judge: agents verify; a document that is not JSON counts no canary
+      }
+    }
+    refs = goalRefs(docs.filter((d) => typeof d?.app === "string"));
+    refsCache.set(snapshot, refs);
+  }
+  return refs;
 }

@@ -247,7 +247,12 @@ describe("fleetship CLI against the local stack", () => {
     expect(machines.code).toBe(0);
     expect(machines.stdout).toContain("No machines reported yet.");
     const mj = await cli(["machines", "--region", "eu-west", "--json"]);
-    expect(JSON.parse(mj.stdout)).toEqual({ machines: [], relays: [] });
+    expect(JSON.parse(mj.stdout)).toEqual({
+      machines: [],
+      relays: [],
+      next_cursor: null,
+      partial: [],
+    });
   });
 
   it("exits 4 when the control plane cannot be reached, 2 on bad usage", async () => {

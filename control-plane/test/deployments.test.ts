@@ -411,6 +411,127 @@ describe("progress from several relays", () => {
     a.close();
     b.close();
   });
+
+  it("aggregated summaries: a failing machine's reason reaches the deployment view; a machine that moved is forgotten by its old relay", async () => {
+    const id = await deployableBuild("cart");
+    const d = (await deploy("cart", id)).body;
+    const a = await subscribe("ap-south");
+    const b = await subscribe("ap-south");
+    const toA: any[] = [];
+    a.addEventListener("message", (e) => {
+      toA.push(JSON.parse(String(e.data)));
+    });
+    const entry = (state: string, n: number) => ({
+      build_id: id,
+      generation: d.generation,
+      state,
+      canary: false,
+      n,
+    });
+    const summary = (relay_id: string, more: object) =>
+      JSON.stringify({
+        type: "summary",
+        relay_id,
+        machines: 0,
+        apps: [],
+        problems: [],
+        problems_total: 0,
+        ...more,
+      });
+    a.send(
+      summary("relay-ap-1", {
+        machines: 3,
+        apps: [
+          {
+            app: "cart",
+            goal_generation: d.generation,
+            counts: [entry("healthy", 1), entry("failed", 1)],
+            away: 1,
+          },
+        ],
+        problems: [
+          {
+            machine_id: "m2",
+            app: "cart",
+            build_id: id,
+            generation: d.generation,
+            state: "failed",
+            detail: "exited with code 3; 2 restarts",
+            restarts: 2,
+            problem: "failed",
+          },
+          {
+            machine_id: "m3",
+            app: "cart",
+            build_id: id,
+            generation: d.generation,
+            state: "downloading",
+            detail: null,
+            connected: false,
+            problem: "away",
+          },
+        ],
+        problems_total: 2,
+      }),
+    );
+    // m3 said hello to relay 2: relay 1 is told to forget it (it still holds it as away).
+    b.send(
+      summary("relay-ap-2", {
+        machines: 1,
+        apps: [
+          {
+            app: "cart",
+            goal_generation: d.generation,
+            counts: [entry("healthy", 1)],
+            away: 0,
+          },
+        ],
+        arrived: ["m3"],
+      }),
+    );
+    await waitFor(() => toA.some((m) => m.type === "forget"));
+    expect(toA.find((m) => m.type === "forget")).toEqual({ type: "forget", machine_ids: ["m3"] });
+    let ap: any;
+    await waitFor(async () => {
+      const r = await call("GET", `/v1/deployments/${d.id}`, { token: builder });
+      ap = r.body.regions.find((x: any) => x.region === "ap-south");
+      return ap.machines === 4;
+    });
+    expect(ap.counts).toMatchObject({ healthy: 2, failed: 1, unreachable: 1 });
+    expect(ap.problems[0]).toEqual({
+      machine_id: "m2",
+      problem: "failed",
+      state: "failed",
+      build_id: id,
+      detail: "exited with code 3; 2 restarts",
+      restarts: 2,
+    });
+    expect(ap.waiting).toBe("1 of 3 machines in ap-south failed health");
+    // Relay 1 forgot m3: its next summary no longer counts it.
+    a.send(
+      summary("relay-ap-1", {
+        machines: 2,
+        apps: [
+          {
+            app: "cart",
+            goal_generation: d.generation,
+            counts: [entry("healthy", 1), entry("failed", 1)],
+            away: 0,
+          },
+        ],
+        problems: [],
+        problems_total: 1,
+      }),
+    );
+    await waitFor(async () => {
+      const r = await call("GET", `/v1/deployments/${d.id}`, { token: builder });
+      ap = r.body.regions.find((x: any) => x.region === "ap-south");
+      return ap.machines === 3;
+    });
+    expect(ap.counts).toMatchObject({ healthy: 2, failed: 1, unreachable: 0 });
+    a.close();
+    b.close();
+  });
 });
 
 describe("POST /v1/agents/enroll", () => {

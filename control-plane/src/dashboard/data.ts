@@ -31,11 +31,11 @@ export async function overviewData(env: Env, db: Db, config: Config) {
       name: r.name,
       primary: r.primary,
       relays: r.summary.relays,
-      machines: r.summary.machines.length,
-      reachable: r.summary.machines.filter((m) => m.reachable).length,
+      machines: r.summary.relays.reduce((n, x) => n + x.machines, 0),
+      reachable: r.summary.relays.filter((x) => !x.stale).reduce((n, x) => n + x.machines, 0),
       // Failed machines stay on the overview with their reason after any deployment ended.
-      failed: r.summary.machines
-        .filter((m) => m.reachable && m.state === "failed")
+      failed: r.summary.problems
+        .filter((m) => m.reachable && m.problem === "failed")
         .map((m) => ({
           machine_id: m.machine_id,
           app: m.app,

@@ -15,8 +15,19 @@ export const applications = sqliteTable("applications", {
   /** JSON array of region names; the deployment's target regions. */
   regions: text({ mode: "json" }).$type<string[]>().notNull(),
   buildTimeoutMs: integer("build_timeout_ms"),
+  /**
+   * JSON: which machines run it (protocol/placement.ts): `{labels?, regions?: {<region>:
+   * {labels}}}`; null: every machine of every region.
+   */
+  placement: text({ mode: "json" }).$type<AppPlacement | null>(),
   createdAt: integer("created_at").notNull().default(nowMs),
 });
+
+/** An application's placement: labels for every region, or per region (which wins). */
+export interface AppPlacement {
+  labels?: Record<string, string> | undefined;
+  regions?: Record<string, { labels: Record<string, string> }> | undefined;
+}
 
 export const BUILD_STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED"] as const;
 export type BuildStatus = (typeof BUILD_STATUSES)[number];

@@ -1,4 +1,5 @@
 import { eq, sql } from "drizzle-orm";
+import { placementRefusal } from "../applications/placement.ts";
 import { type Actor, auditInsert } from "../audit.ts";
 import type { Config } from "../config.ts";
 import type { Db } from "../db/client.ts";
@@ -69,13 +70,25 @@ export async function createDeployment(
   db: Db,
   config: Config,
   actor: Actor,
-  req: { app: string; buildId: number; strategy: Strategy; rollbackOf?: number },
+  req: {
+    app: string;
+    buildId: number;
+    strategy: Strategy;
+    rollbackOf?: number;
+    /** Deploy even if no connected machine of a target region is placed (they will come). */
+    waitForMachines?: boolean;
+  },
 ): Promise<DeploymentRow> {
   const app = await db.query.applications.findFirst({ where: eq(applications.name, req.app) });
   if (!app) throw notFound("application", req.app);
   const refusal = await notDeployable(db, config, req.app, req.buildId);
   if (refusal) throw refusal;
-  const rollout = initialRollout(req.strategy, await targetRegions(db, config, req.app));
+  const regions = await targetRegions(db, config, req.app);
+  if (!req.waitForMachines && req.rollbackOf === undefined) {
+    const unplaced = await placementRefusal(env, regions, app.placement);
+    if (unplaced) throw unplaced;
+  }
+  const rollout = initialRollout(req.strategy, regions);
   const [rows] = await db.batch([
     db
       .insert(deployments)

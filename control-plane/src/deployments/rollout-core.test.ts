@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { MachineView } from "../goal-state/relay-status.ts";
+import { aggregateMachines, type MachineReport } from "../../../protocol/machine-status.ts";
+import type { RelayAppView } from "../goal-state/relay-status.ts";
 import {
   advance,
   initialState,
@@ -18,34 +19,72 @@ function plan(strategy: Strategy, targets: string[]): RolloutState {
   return initialState(p.plan);
 }
 
+type Machine = MachineReport & { reachable?: boolean };
+
 function machine(
   region: string,
   i: number,
-  fields: Partial<MachineView> & Pick<MachineView, "generation">,
-): MachineView {
+  fields: Partial<Machine> & Pick<Machine, "generation">,
+): Machine {
   return {
     machine_id: `${region}-m${i}`,
     app: APP,
     build_id: BUILD,
     state: "healthy",
     detail: null,
-    relay_id: `relay-${region}`,
-    reachable: true,
-    reported_at: new Date(0).toISOString(),
     ...fields,
   };
 }
 
+/**
+ * What the region's relay would report of these machines: one relay per region, holding the
+ * app's goal at `goalGeneration` (a canary of `canaryPercent`); unreachable machines are a
+ * second relay gone silent.
+ */
 function observe(
-  machines: Record<string, MachineView[]>,
-  o: { reportedAt?: number; hasPrevious?: boolean } = {},
+  machines: Record<string, Machine[]>,
+  o: {
+    reportedAt?: number;
+    hasPrevious?: boolean;
+    goalGeneration?: number;
+    canaryPercent?: number;
+  } = {},
 ): Observation {
+  const goals = new Map([
+    [
+      APP,
+      {
+        generation: o.goalGeneration ?? 100,
+        deployment_id: 1,
+        canary: o.canaryPercent === undefined ? null : { percent: o.canaryPercent },
+      },
+    ],
+  ]);
+  const view = (ms: Machine[], stale: boolean): RelayAppView[] => {
+    const agg = aggregateMachines(ms, goals).apps[0];
+    if (!agg) return [];
+    return [{ relay_id: stale ? "silent" : "live", stale, at: o.reportedAt ?? 1_000_000, ...agg }];
+  };
   return {
     app: APP,
     deploymentId: 1,
     buildId: BUILD,
     hasPrevious: o.hasPrevious ?? false,
-    machines,
+    counts: Object.fromEntries(
+      Object.entries(machines).map(([r, ms]) => [
+        r,
+        [
+          ...view(
+            ms.filter((m) => m.reachable !== false),
+            false,
+          ),
+          ...view(
+            ms.filter((m) => m.reachable === false),
+            true,
+          ),
+        ],
+      ]),
+    ),
     relayReports: Object.fromEntries(
       Object.keys(machines).map((r) => [r, [o.reportedAt ?? 1_000_000]]),
     ),
@@ -138,15 +177,53 @@ describe("advance() never passes a wave on silence", () => {
     const state = plan({ type: "staged", canary: { percent: 1 }, wave_deadline_s: 10 }, [
       "us-east",
     ]);
-    // Bucket of "us-east-m0" for deployment 1 is well above 1%: nobody is in the canary.
-    const obs = observe({ "us-east": [machine("us-east", 0, { generation: 3 })] });
+    // Bucket of "us-east-m0" for deployment 1 is well above 1: nobody is in the canary.
+    const obs = observe(
+      { "us-east": [machine("us-east", 0, { generation: 3 })] },
+      { canaryPercent: 1 },
+    );
     const first = advance(state, obs, 100);
     first.state.waves[0]!.generation = 3;
-    first.state.waves[0]!.percent = 0;
+    first.state.waves[0]!.percent = 1;
     expect(waitingReason(first.state, obs, 5_000)).toBe(
       "waiting: no machine in us-east falls in the canary in us-east",
     );
     const late = advance(first.state, obs, 100 + 10_001);
     expect(late.actions[0]).toMatchObject({ type: "end", status: "FAILED" });
+  });
+});
+
+describe("advance() reads the relays' counts", () => {
+  it("does not pass a wave while a relay still counts under an older goal", () => {
+    const state = plan({ type: "all-at-once" }, ["us-east"]);
+    const healthy = { "us-east": [machine("us-east", 0, { generation: 9 })] };
+    const s = started(state, observe(healthy, { goalGeneration: 8 }), 9);
+    expect(advance(s, observe(healthy, { goalGeneration: 8 }), 5_000).actions).toEqual([]);
+    expect(advance(s, observe(healthy, { goalGeneration: 9 }), 5_000).actions).toEqual([
+      { type: "end", status: "SUCCEEDED", reason: "every wave passed its health gate" },
+    ]);
+  });
+
+  it("a canary wave counts only the machines its relays put in the canary share", () => {
+    const state = plan({ type: "staged", canary: { percent: 50 }, bake_s: 0 }, ["us-east"]);
+    const ms = Array.from({ length: 8 }, (_, i) => machine("us-east", i, { generation: 4 }));
+    // Every machine outside the canary still runs the old build: it does not hold the wave.
+    const obs = (canaryState: "healthy" | "failed") =>
+      observe(
+        {
+          "us-east": ms.map((m) => ({ ...m, state: canaryState })),
+        },
+        { canaryPercent: 50, goalGeneration: 4 },
+      );
+    const first = advance(state, obs("healthy"), 100);
+    first.state.waves[0]!.generation = 4;
+    first.state.waves[0]!.percent = 50;
+    const next = advance(first.state, obs("healthy"), 5_000);
+    expect(next.state.waves[0]!.status).toBe("passed");
+    const bad = advance(first.state, obs("failed"), 5_000);
+    expect(bad.actions.at(-1)).toMatchObject({ type: "end", status: "FAILED" });
+    expect((bad.actions.at(-1) as { reason: string }).reason).toMatch(
+      /^canary in us-east failed health: (\d+)\/\1 machines;/,
+    );
   });
 });

@@ -1,5 +1,4 @@
-import { canaryBucket } from "../../../protocol/goal.ts";
-import type { MachineView } from "../goal-state/relay-status.ts";
+import type { RelayAppView } from "../goal-state/relay-status.ts";
 import { rolloutProgress } from "./progress.ts";
 import type { Plan, Wave } from "./strategy.ts";
 
@@ -40,23 +39,33 @@ export type Action =
 
 export interface Observation {
   app: string;
-  /** Canary membership is keyed on it, so it is known before the wave's goal is set. */
   deploymentId: number;
   buildId: number;
   hasPrevious: boolean;
-  /** Reports of the app's machines, by region. */
-  machines: Record<string, MachineView[]>;
+  /** Each relay's counts of the app's machines, by region (relay-status.ts). */
+  counts: Record<string, RelayAppView[]>;
   /** When each live relay of a region last reported (ms), by region. */
   relayReports: Record<string, number[]>;
 }
 
 /**
- * Whether every live relay of the wave's regions has reported since the wave began: until then
- * an empty or unchanged picture is old news (machines may not have heard of the goal yet).
- * It is not enough on its own: a wave also needs machines that report (countWave's `silent`).
+ * Whether every live relay of the wave's regions has reported since the wave began, and every
+ * relay that counts the app's machines did so under the wave's goal (its canary flags refer to
+ * it): until then an empty or unchanged picture is old news. It is not enough on its own: a
+ * wave also needs machines that report (countWave's `silent`).
  */
-export function heardSince(wave: Wave, obs: Observation, since: number): boolean {
-  return wave.regions.every((r) => (obs.relayReports[r] ?? []).every((at) => at > since));
+export function heardSince(wave: Wave, ws: WaveState, obs: Observation, since: number): boolean {
+  return wave.regions.every(
+    (r) =>
+      (obs.relayReports[r] ?? []).every((at) => at > since) &&
+      (obs.counts[r] ?? []).every(
+        (v) =>
+          v.stale ||
+          (ws.generation !== null &&
+            v.goal_generation !== null &&
+            v.goal_generation >= ws.generation),
+      ),
+  );
 }
 
 export function initialState(plan: Plan): RolloutState {
@@ -96,31 +105,33 @@ interface WaveCount {
 }
 
 /**
- * The machines a wave is waiting on, and where they stand against the build. A machine counts
- * as healthy or failed only once it reports the wave's generation (or a newer one): before
- * that its state is about an older goal, and it is still busy.
+ * The machines a wave is waiting on, and where they stand against the build, from the relays'
+ * counts. A machine counts as healthy or failed only once it reports the wave's generation (or
+ * a newer one): before that its state is about an older goal, and it is still busy. A canary
+ * wave counts the machines its relays put in the canary share of the goal they hold.
  */
 export function countWave(wave: Wave, ws: WaveState, obs: Observation): WaveCount {
   const c: WaveCount = { expected: 0, healthy: 0, failed: 0, busy: 0, silent: [] };
   for (const region of wave.regions) {
     let reporting = 0;
     let unreachable = 0;
-    for (const m of obs.machines[region] ?? []) {
-      if (!m.reachable) {
-        unreachable++;
+    for (const v of obs.counts[region] ?? []) {
+      const total = v.counts.reduce((n, e) => n + e.n, 0);
+      if (v.stale) {
+        unreachable += total + v.away;
         continue;
       }
-      reporting++;
-      if (wave.kind === "canary") {
-        if (ws.percent === null) continue;
-        if (canaryBucket(m.machine_id, obs.deploymentId) >= ws.percent) continue;
+      unreachable += v.away;
+      reporting += total;
+      for (const e of v.counts) {
+        if (wave.kind === "canary" && (ws.percent === null || !e.canary)) continue;
+        c.expected += e.n;
+        const current =
+          ws.generation !== null && e.generation !== null && e.generation >= ws.generation;
+        if (current && e.build_id === obs.buildId && e.state === "healthy") c.healthy += e.n;
+        else if (current && e.build_id === obs.buildId && e.state === "failed") c.failed += e.n;
+        else c.busy += e.n;
       }
-      c.expected++;
-      const current =
-        ws.generation !== null && m.generation !== null && m.generation >= ws.generation;
-      if (current && m.build_id === obs.buildId && m.state === "healthy") c.healthy++;
-      else if (current && m.build_id === obs.buildId && m.state === "failed") c.failed++;
-      else c.busy++;
     }
     if (reporting === 0) c.silent.push({ region, unreachable });
   }
@@ -165,10 +176,7 @@ export function waitingReason(state: RolloutState, obs: Observation, now: number
   return rolloutProgress(
     obs.app,
     obs.buildId,
-    wave.regions.map((region) => ({
-      region,
-      summary: { relays: [], machines: obs.machines[region] ?? [] },
-    })),
+    wave.regions.map((region) => ({ region, counts: obs.counts[region] ?? [] })),
   ).waiting;
 }
 
@@ -241,7 +249,7 @@ export function advance(
       nobody === null &&
       c.busy === 0 &&
       ws.generation !== null &&
-      heardSince(wave, obs, ws.started_at ?? 0);
+      heardSince(wave, ws, obs, ws.started_at ?? 0);
     if (passed) {
       ws.status = "baking";
       ws.bake_until = now + s.plan.bake_ms;

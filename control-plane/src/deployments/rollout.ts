@@ -1,12 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
 import { and, eq, ne, sql } from "drizzle-orm";
-import { canaryBucket, type HealthCheck } from "../../../protocol/goal.ts";
+import type { HealthCheck } from "../../../protocol/goal.ts";
+import { placementIn } from "../applications/placement.ts";
 import { type Config, parseConfig } from "../config.ts";
 import { type Db, openDb } from "../db/client.ts";
 import { applications, builds, deployments, nowMs } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { ApiError } from "../errors.ts";
-import type { MachineView } from "../goal-state/relay-status.ts";
+import type { RelayAppView } from "../goal-state/relay-status.ts";
 import { globalStub, regionStub } from "../goal-state/stubs.ts";
 import { log } from "../log.ts";
 import { targetRegions } from "../replication/start.ts";
@@ -42,10 +43,10 @@ async function observe(
       summary: await regionStub(env, region).summary(region),
     })),
   );
-  const machines: Record<string, MachineView[]> = {};
+  const counts: Record<string, RelayAppView[]> = {};
   const relayReports: Record<string, number[]> = {};
   for (const { region, summary } of summaries) {
-    machines[region] = summary.machines.filter((m) => m.app === row.app);
+    counts[region] = summary.apps[row.app] ?? [];
     relayReports[region] = summary.relays
       .filter((r) => !r.stale)
       .map((r) => Date.parse(r.last_report_at));
@@ -56,10 +57,18 @@ async function observe(
       deploymentId: row.id,
       buildId: row.buildId,
       hasPrevious: row.previousBuildId !== null,
-      machines,
+      counts,
       relayReports,
     },
-    progress: rolloutProgress(row.app, row.buildId, summaries),
+    progress: rolloutProgress(
+      row.app,
+      row.buildId,
+      summaries.map(({ region, summary }) => ({
+        region,
+        counts: counts[region] ?? [],
+        problems: summary.problems,
+      })),
+    ),
   };
 }
 
@@ -223,6 +232,7 @@ export class Rollout extends DurableObject<Env> {
         health_check: (app.healthCheck as HealthCheck | null) ?? null,
         regions,
         canary,
+        placement: Object.fromEntries(regions.map((r) => [r, placementIn(app.placement, r)])),
       });
     };
     for (const action of actions) {
@@ -230,17 +240,32 @@ export class Rollout extends DurableObject<Env> {
         let canary: { region: string; percent: number } | undefined;
         if (action.canary) {
           const region = action.regions[0]!;
-          const buckets = (await regionStub(this.env, region).summary(region)).machines
-            .filter((m) => m.app === row.app)
-            .map((m) => canaryBucket(m.machine_id, row.id))
-            .sort((x, y) => x - y);
-          // Machines choose themselves by bucket; pick the percentage so the canary holds the
-          // asked number of machines, and never none while the region has some.
+          // How many of the region's connected machines fall in each canary bucket of this
+          // deployment (the relays count their own): the percentage then picks the asked
+          // number of machines (ties aside), and never none while the region has some.
+          const hist = await regionStub(this.env, region).canaryBuckets(
+            region,
+            row.id,
+            row.app,
+            placementIn(app.placement, region)?.labels ?? null,
+          );
+          const total = hist.reduce((n, x) => n + x, 0);
           let percent = action.canary.percent ?? 100;
-          if (action.canary.machines !== undefined && buckets.length > 0) {
-            percent = buckets[Math.min(action.canary.machines, buckets.length) - 1]! + 1;
-          } else if (buckets.length > 0 && buckets[0]! >= percent) {
-            percent = buckets[0]! + 1;
+          if (total > 0) {
+            let want = 0;
+            if (action.canary.machines !== undefined)
+              want = Math.min(action.canary.machines, total);
+            else if (!hist.slice(0, Math.ceil(percent)).some((n) => n > 0)) want = 1;
+            if (want > 0) {
+              let seen = 0;
+              for (const [b, n] of hist.entries()) {
+                seen += n;
+                if (seen >= want) {
+                  percent = b + 1;
+                  break;
+                }
+              }
+            }
           }
           canary = { region, percent };
           state.waves[action.wave]!.percent = percent;

@@ -1,4 +1,5 @@
 import type { Canary, HealthCheck } from "../../../protocol/goal.ts";
+import type { Placement } from "../../../protocol/placement.ts";
 
 /** What one region should run for one app. */
 export interface RegionTarget {
@@ -7,6 +8,10 @@ export interface RegionTarget {
   build_id: number;
   manifest_digest: string;
   canary: Canary | null;
+  /** Which of the region's machines run it (null or absent: every machine). */
+  placement?: Placement | null;
+  /** Undeployed under this generation: machines stop and remove the app. */
+  undeployed?: true;
 }
 
 export interface AppGoal {
@@ -39,6 +44,8 @@ export interface SetGoal {
   /** The regions to point at this build now (all of the app's for all-at-once). */
   regions: string[];
   canary?: { region: string; percent: number } | undefined;
+  /** Per region of `regions`, which machines run it (absent or null: every machine). */
+  placement?: Record<string, Placement | null> | undefined;
 }
 
 export type SetResult =
@@ -76,7 +83,7 @@ export function applySet(
       if (cmd.canary?.region === r) {
         return t.canary?.build_id === cmd.build_id && t.canary.percent === cmd.canary.percent;
       }
-      return t.build_id === cmd.build_id && t.canary === null;
+      return t.build_id === cmd.build_id && t.canary === null && !t.undeployed;
     });
     if (same) {
       return {
@@ -96,8 +103,9 @@ export function applySet(
   for (const region of cmd.regions) {
     const canary = cmd.canary?.region === region ? cmd.canary : undefined;
     const before = regions[region];
-    regions[region] =
-      canary && before
+    const placement = cmd.placement?.[region] ?? null;
+    const target: RegionTarget =
+      canary && before && !before.undeployed
         ? {
             ...before,
             generation,
@@ -115,6 +123,9 @@ export function applySet(
             manifest_digest: cmd.manifest_digest,
             canary: null,
           };
+    delete target.placement;
+    if (placement) target.placement = placement;
+    regions[region] = target;
   }
   const app: AppGoal = {
     app: cmd.app,
@@ -138,6 +149,41 @@ export function applySet(
       push: cmd.regions,
     },
   };
+}
+
+export type UndeployResult =
+  | { ok: true; generation: number; push: string[] }
+  | { ok: false; reason: "not_deployed" };
+
+/**
+ * Takes an app out of every region it runs in, under one new generation: each region's target
+ * keeps the last build (what was undeployed) and says `undeployed`, so every machine stops the
+ * app and removes it, and a later deployment (a newer generation) brings it back.
+ */
+export function applyUndeploy(
+  state: GlobalState,
+  app: string,
+): { state: GlobalState; result: UndeployResult } {
+  const current = state.apps[app];
+  const live = Object.entries(current?.regions ?? {}).filter(([, t]) => !t.undeployed);
+  if (!current || live.length === 0)
+    return { state, result: { ok: false, reason: "not_deployed" } };
+  const generation = state.generation + 1;
+  const regions = { ...current.regions };
+  for (const [region, t] of live) {
+    regions[region] = { ...t, generation, canary: null, undeployed: true };
+  }
+  return {
+    state: { generation, apps: { ...state.apps, [app]: { ...current, generation, regions } } },
+    result: { ok: true, generation, push: live.map(([r]) => r) },
+  };
+}
+
+/** Whether any region's goal runs the app (deployed and not undeployed since). */
+export function isDeployed(state: GlobalState, app: string): string[] {
+  return Object.entries(state.apps[app]?.regions ?? {})
+    .filter(([, t]) => !t.undeployed)
+    .map(([r]) => r);
 }
 
 /** What one app runs in one region: the inputs of its signed goal document. */

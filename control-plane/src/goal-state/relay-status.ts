@@ -1,24 +1,30 @@
 import { z } from "zod";
+import {
+  type AppAggregate,
+  aggregateMachines,
+  type CountEntry,
+  canaryHistogramSchema,
+  type GoalRef,
+  labelSets,
+  MAX_PROBLEMS,
+  type MachineReport,
+  machineReportSchema,
+  machinesPageSchema,
+  type Problem,
+  summaryMessageSchema,
+} from "../../../protocol/machine-status.ts";
+import { labelsKey, type Placement, placedOn } from "../../../protocol/placement.ts";
 
+export {
+  type CountEntry,
+  MAX_PROBLEMS,
+  type MachineReport,
+} from "../../../protocol/machine-status.ts";
 export const MACHINE_STATES = ["pending", "downloading", "installed", "healthy", "failed"] as const;
 export type MachineState = (typeof MACHINE_STATES)[number];
 
 /** A relay's report counts as current this long; after that its machines are unreachable. */
 export const REPORT_STALE_MS = 30_000;
-
-const Machine = z.strictObject({
-  machine_id: z.string().regex(/^[\w.:-]{1,128}$/),
-  app: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/),
-  build_id: z.int().min(0).nullable(),
-  generation: z.int().min(0).nullable(),
-  state: z.enum(MACHINE_STATES),
-  detail: z.string().max(1024).nullable().optional(),
-  /** False while the machine is away from this relay; relays before it said nothing. */
-  connected: z.boolean().optional(),
-  /** Restarts of the app's process since its release started; relays before step 11: none. */
-  restarts: z.int().min(0).optional(),
-});
-export type MachineReport = z.infer<typeof Machine>;
 
 const RelayId = z.string().regex(/^[\w.:-]{1,128}$/);
 const Message = z.discriminatedUnion("type", [
@@ -27,11 +33,15 @@ const Message = z.discriminatedUnion("type", [
     relay_id: RelayId,
     url: z.string().max(512).nullable(),
   }),
+  /** Relays before step 12: every machine, every time (aggregated here, on arrival). */
   z.strictObject({
     type: z.literal("status"),
     relay_id: RelayId,
-    machines: z.array(Machine).max(20_000),
+    machines: z.array(machineReportSchema).max(20_000),
   }),
+  summaryMessageSchema,
+  machinesPageSchema,
+  canaryHistogramSchema,
 ]);
 export type RelayMessage = z.infer<typeof Message>;
 
@@ -54,60 +64,170 @@ export function parseRelayMessage(
   return { ok: true, message: r.data };
 }
 
+/** What the regional instance keeps of one relay: its aggregate, never its machine list. */
 export interface RelayReport {
   relay_id: string;
   url: string | null;
-  machines: MachineReport[];
   at: number;
+  /** `list`: the relay sends every machine (kept apart, for listing); `summary`: counts. */
+  format: "summary" | "list";
+  machines: number;
+  apps: AppAggregate[];
+  problems: Problem[];
+  problems_total: number;
+  /** Connected machines by label set (relays since step 12, and lists). */
+  label_sets?: { labels: Record<string, string>; n: number }[];
+  label_sets_other?: number;
 }
 
+/** The report of a relay that sent its full machine list: aggregated as a relay would. */
+export function reportFromList(
+  relayId: string,
+  url: string | null,
+  machines: readonly MachineReport[],
+  goals: ReadonlyMap<string, GoalRef>,
+  at: number,
+): RelayReport {
+  return {
+    relay_id: relayId,
+    url,
+    at,
+    format: "list",
+    machines: new Set(machines.map((m) => m.machine_id)).size,
+    ...aggregateMachines(machines, goals),
+    ...labelSets(
+      new Map(
+        machines.filter((m) => m.connected !== false).map((m) => [m.machine_id, m] as const),
+      ).values(),
+    ),
+  };
+}
+
+/** One relay's counts for one app, as rollouts read them. */
+export interface RelayAppView {
+  relay_id: string;
+  /** Silent for REPORT_STALE_MS: its machines count unreachable. */
+  stale: boolean;
+  at: number;
+  goal_generation: number | null;
+  counts: CountEntry[];
+  away: number;
+}
+
+export interface RelayView {
+  relay_id: string;
+  url: string | null;
+  machines: number;
+  last_report_at: string;
+  stale: boolean;
+}
+
+/** A machine as listed: its report, the relay it came from, and whether that relay is live. */
 export interface MachineView extends MachineReport {
   relay_id: string;
   reachable: boolean;
   reported_at: string;
 }
 
+/**
+ * A region's status, bounded by relays × apps × states, whatever the number of machines: the
+ * relays, each app's counts per relay, and a sample of problem machines (failed first).
+ */
 export interface RegionSummary {
-  relays: {
-    relay_id: string;
-    url: string | null;
-    machines: number;
-    last_report_at: string;
-    stale: boolean;
-  }[];
-  machines: MachineView[];
+  relays: RelayView[];
+  apps: Record<string, RelayAppView[]>;
+  problems: (Problem & { relay_id: string; reachable: boolean })[];
+  problems_total: number;
+  /** Machines of live relays by label set; `other`: machines of sets a relay did not list. */
+  label_sets: { labels: Record<string, string>; n: number }[];
+  label_sets_other: number;
+}
+
+export function summarize(reports: RelayReport[], now: number): RegionSummary {
+  const apps: Record<string, RelayAppView[]> = {};
+  const problems: RegionSummary["problems"] = [];
+  let problemsTotal = 0;
+  const sets = new Map<string, { labels: Record<string, string>; n: number }>();
+  let setsOther = 0;
+  for (const r of reports) {
+    const stale = now - r.at > REPORT_STALE_MS;
+    if (!stale) {
+      for (const l of r.label_sets ?? []) {
+        const key = labelsKey(l.labels);
+        const prior = sets.get(key);
+        if (prior) prior.n += l.n;
+        else sets.set(key, { labels: l.labels, n: l.n });
+      }
+      setsOther += r.label_sets_other ?? 0;
+    }
+    for (const a of r.apps) {
+      apps[a.app] ??= [];
+      apps[a.app]!.push({
+        relay_id: r.relay_id,
+        stale,
+        at: r.at,
+        goal_generation: a.goal_generation,
+        counts: a.counts,
+        away: a.away,
+      });
+    }
+    for (const p of r.problems) problems.push({ ...p, relay_id: r.relay_id, reachable: !stale });
+    problemsTotal += r.problems_total;
+  }
+  const rank = { failed: 0, away: 1, restarting: 2 };
+  problems.sort(
+    (x, y) => rank[x.problem] - rank[y.problem] || x.machine_id.localeCompare(y.machine_id),
+  );
+  return {
+    relays: reports.map((r) => ({
+      relay_id: r.relay_id,
+      url: r.url,
+      machines: r.machines,
+      last_report_at: new Date(r.at).toISOString(),
+      stale: now - r.at > REPORT_STALE_MS,
+    })),
+    apps,
+    problems: problems.slice(0, MAX_PROBLEMS),
+    problems_total: problemsTotal,
+    label_sets: [...sets.values()],
+    label_sets_other: setsOther,
+  };
 }
 
 /**
- * Every machine the region's relays reported, marked unreachable when its relay went quiet.
- * A machine that moved to another relay is still reported by the old one for a while: each
- * (machine, app) is counted once, from the relay it is connected to, else the freshest report.
+ * How many machines of live relays a placement matches (null: every one), and whether some
+ * could not be judged (label sets past what relays list). `unknown` also when a relay before
+ * step 12 counts machines without label sets.
  */
-export function summarize(reports: RelayReport[], now: number): RegionSummary {
-  const relays = reports.map((r) => ({
-    relay_id: r.relay_id,
-    url: r.url,
-    machines: r.machines.length,
-    last_report_at: new Date(r.at).toISOString(),
-    stale: now - r.at > REPORT_STALE_MS,
-  }));
-  const best = new Map<string, { view: MachineView; rank: number; at: number }>();
-  for (const r of reports) {
-    const reachable = now - r.at <= REPORT_STALE_MS;
-    for (const m of r.machines) {
-      // Connected through a live relay beats away, which beats a relay gone quiet.
-      const rank = (reachable ? 2 : 0) + (m.connected === false ? 0 : 1);
-      const key = `${m.machine_id}\n${m.app}`;
-      const prior = best.get(key);
-      if (prior && (prior.rank > rank || (prior.rank === rank && prior.at >= r.at))) continue;
-      const view = {
-        ...m,
-        relay_id: r.relay_id,
-        reachable,
-        reported_at: new Date(r.at).toISOString(),
-      };
-      best.set(key, { view, rank, at: r.at });
+export function placedMachines(
+  summary: RegionSummary,
+  placement: Placement | null,
+): { n: number; unknown: number } {
+  let n = 0;
+  for (const l of summary.label_sets) if (placedOn(placement, l.labels)) n += l.n;
+  return { n, unknown: summary.label_sets_other };
+}
+
+/** Per state, the reachable (machine, app) pairs of a region, and how many are unreachable. */
+export function stateCounts(summary: RegionSummary): {
+  reported: number;
+  unreachable: number;
+  states: Record<string, number>;
+} {
+  const states: Record<string, number> = {};
+  let reported = 0;
+  let unreachable = 0;
+  for (const views of Object.values(summary.apps)) {
+    for (const v of views) {
+      const total = v.counts.reduce((n, c) => n + c.n, 0);
+      reported += total + v.away;
+      if (v.stale) {
+        unreachable += total + v.away;
+        continue;
+      }
+      unreachable += v.away;
+      for (const c of v.counts) states[c.state] = (states[c.state] ?? 0) + c.n;
     }
   }
-  return { relays, machines: [...best.values()].map((b) => b.view) };
+  return { reported, unreachable, states };
 }

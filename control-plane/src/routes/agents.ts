@@ -5,6 +5,7 @@ import { newToken, sameDigest } from "../auth/token-format.ts";
 import { requireRole } from "../auth/tokens.ts";
 import { tokens } from "../db/schema.ts";
 import { ApiError } from "../errors.ts";
+import { MACHINE_STATES } from "../goal-state/relay-status.ts";
 import { regionStub } from "../goal-state/stubs.ts";
 import { errors, json, jsonBody, Region, Slug, security } from "./schemas.ts";
 
@@ -26,17 +27,59 @@ const enroll = createRoute({
   },
 });
 
+/** Machines listed per page by default, and at most. */
+const PAGE_DEFAULT = 200;
+const PAGE_MAX = 1000;
+
+const Cursor = z.object({ r: z.int().min(0), after: z.tuple([z.string(), z.string()]).nullable() });
+
+function encodeCursor(c: z.infer<typeof Cursor>): string {
+  return btoa(JSON.stringify(c)).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+}
+
+function decodeCursor(text: string): z.infer<typeof Cursor> {
+  try {
+    const json = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
+    return Cursor.parse(JSON.parse(json));
+  } catch {
+    throw new ApiError(400, "invalid_input", "cursor: not a cursor this API returned", {
+      field: "cursor",
+    });
+  }
+}
+
 const machines = createRoute({
   method: "get",
   path: "/v1/machines",
-  summary: "Machines their relays report, and what they run",
+  summary:
+    "Machines their relays report and what they run, a page at a time (relays answer for their own machines)",
   tags: ["agents"],
   security,
   middleware: [requireRole("any")] as const,
-  request: { query: z.strictObject({ region: Region.optional(), app: Slug.optional() }) },
+  request: {
+    query: z.strictObject({
+      region: Region.optional(),
+      app: Slug.optional(),
+      state: z.enum(MACHINE_STATES).optional(),
+      cursor: z.string().max(2048).optional(),
+      limit: z.coerce.number().int().min(1).max(PAGE_MAX).optional(),
+    }),
+  },
   responses: {
     200: json(
-      z.object({ machines: z.array(z.unknown()), relays: z.array(z.unknown()) }),
+      z.object({
+        machines: z.array(z.unknown()),
+        relays: z.array(z.unknown()),
+        next_cursor: z
+          .string()
+          .nullable()
+          .describe("pass as `cursor` for the next page; null at the end"),
+        partial: z
+          .array(z.object({ region: z.string(), relay_id: z.string() }))
+          .describe(
+            "relays that did not answer in time: their machines are missing from this page",
+          ),
+      }),
       "machines",
     ),
     ...errors(400, 401),
@@ -84,15 +127,42 @@ export function registerAgents(app: App): void {
   app.openapi(machines, async (c) => {
     const q = c.req.valid("query");
     const regions = q.region ? [q.region] : c.get("config").regions;
-    const all = await Promise.all(
+    const limit = q.limit ?? PAGE_DEFAULT;
+    let cursor = q.cursor ? decodeCursor(q.cursor) : { r: 0, after: null };
+    const out: Record<string, unknown>[] = [];
+    const partial: { region: string; relay_id: string }[] = [];
+    let next: string | null = null;
+    // Region by region from the cursor's, each page asked of the region's relays.
+    while (cursor.r < regions.length) {
+      const region = regions[cursor.r]!;
+      const page = await regionStub(c.env, region).machines(region, {
+        app: q.app ?? null,
+        state: q.state ?? null,
+        after: cursor.after,
+        limit: limit - out.length,
+      });
+      for (const m of page.machines) out.push({ region, ...m });
+      for (const relay_id of page.missing) partial.push({ region, relay_id });
+      const last = page.machines.at(-1);
+      if (page.more && last) {
+        next = encodeCursor({ r: cursor.r, after: [last.machine_id, last.app] });
+        break;
+      }
+      cursor = { r: cursor.r + 1, after: null };
+      if (out.length >= limit) {
+        if (cursor.r < regions.length) next = encodeCursor(cursor);
+        break;
+      }
+    }
+    const summaries = await Promise.all(
       regions.map(async (r) => ({ region: r, s: await regionStub(c.env, r).summary(r) })),
     );
     return c.json(
       {
-        machines: all.flatMap(({ region, s }) =>
-          s.machines.filter((m) => !q.app || m.app === q.app).map((m) => ({ region, ...m })),
-        ),
-        relays: all.flatMap(({ region, s }) => s.relays.map((r) => ({ region, ...r }))),
+        machines: out,
+        relays: summaries.flatMap(({ region, s }) => s.relays.map((r) => ({ region, ...r }))),
+        next_cursor: next,
+        partial,
       },
       200,
     );

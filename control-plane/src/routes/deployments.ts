@@ -18,6 +18,10 @@ const CreateDeployment = z
     app: Slug,
     build_id: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
     strategy: StrategySchema.optional(),
+    wait_for_machines: z.boolean().optional().openapi({
+      description:
+        "deploy even when no connected machine of a target region matches the app's placement (otherwise 409 no_placed_machines)",
+    }),
   })
   .openapi("CreateDeployment");
 
@@ -69,6 +73,18 @@ const DeploymentDetail = Deployment.extend({
       counts: Counts,
       done: z.boolean(),
       waiting: z.string().nullable(),
+      problems: z
+        .array(
+          z.object({
+            machine_id: z.string(),
+            problem: z.enum(["failed", "away", "restarting", "unreachable"]),
+            state: z.string(),
+            build_id: z.number().nullable(),
+            detail: z.string().nullable(),
+            restarts: z.number(),
+          }),
+        )
+        .openapi({ description: "The app's machines that need a look, failed first (≤ 10)" }),
     }),
   ),
 }).openapi("DeploymentDetail");
@@ -227,6 +243,7 @@ export function registerDeployments(app: App): void {
       app: body.app,
       buildId: body.build_id,
       strategy: body.strategy ?? { type: "all-at-once" },
+      waitForMachines: body.wait_for_machines ?? false,
     });
     return c.json(await detail(c.env, db, row), 201);
   });

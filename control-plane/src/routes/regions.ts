@@ -5,10 +5,11 @@ import { bucketFor, chunkKey } from "../artifacts/buckets.ts";
 import { requireRole } from "../auth/tokens.ts";
 import { bucketBinding } from "../config.ts";
 import { ApiError } from "../errors.ts";
+import { stateCounts } from "../goal-state/relay-status.ts";
 import { regionStub } from "../goal-state/stubs.ts";
 import { errors, json, Region, security } from "./schemas.ts";
 
-/** Failed machines listed per region (all are counted); `GET /v1/machines` has every one. */
+/** Failed machines listed per region (all are counted): the relays' problem sample. */
 const FAILED_LISTED = 50;
 
 const RegionInfo = z
@@ -34,6 +35,9 @@ const RegionInfo = z
         }),
       )
       .describe(`failed (machine, app) pairs with their reason, the first ${FAILED_LISTED}`),
+    status_bytes: z
+      .number()
+      .describe("size of the region's aggregated status as JSON: what rollouts and views read"),
   })
   .openapi("Region");
 
@@ -76,19 +80,13 @@ export function registerRegions(app: App): void {
   app.openapi(list, async (c) => {
     const regions = await Promise.all(
       c.get("config").regions.map(async (name, i) => {
-        const { machines } = await regionStub(c.env, name).summary(name);
-        const states: Record<string, number> = {};
-        for (const m of machines) if (m.reachable) states[m.state] = (states[m.state] ?? 0) + 1;
-        const failed = machines.filter((m) => m.reachable && m.state === "failed");
+        const summary = await regionStub(c.env, name).summary(name);
+        const failed = summary.problems.filter((p) => p.reachable && p.problem === "failed");
         return {
           name,
           primary: i === 0,
           bucket_binding: bucketBinding(name),
-          machines: {
-            reported: machines.length,
-            unreachable: machines.filter((m) => !m.reachable).length,
-            states,
-          },
+          machines: stateCounts(summary),
           failed: failed.slice(0, FAILED_LISTED).map((m) => ({
             machine_id: m.machine_id,
             app: m.app,
@@ -96,6 +94,7 @@ export function registerRegions(app: App): void {
             detail: m.detail ?? null,
             ...(m.restarts === undefined ? {} : { restarts: m.restarts }),
           })),
+          status_bytes: JSON.stringify(summary).length,
         };
       }),
     );
