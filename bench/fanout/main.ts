@@ -63,6 +63,7 @@ interface Result {
   goalMs: number[];
   statusVisibleMs: number;
   statusMsgBytesMax: number;
+  statusMsgBytesLast: number;
   statusMessagesPerS: number;
   regionSummaryBytes: number;
   relayRssMiBPer1k: number;
@@ -175,17 +176,29 @@ async function runMode(mode: Mode, s: Stack, secret: string): Promise<Result> {
   await Promise.all(sims.map((p) => p.waitForEvent("sim:connected", () => true, timeoutMs)));
   const connectedNow = sims.reduce((n, p) => n + (p.events("sim:connected")[0]?.connected ?? 0), 0);
   if (connectedNow !== N) throw new Error(`${mode}: only ${connectedNow} of ${N} agents connected`);
-  // The control plane counts them all before the deployment (each relay reported them).
+  // Every relay holds its agents before the deployment; with summaries the control plane also
+  // counts them all (a list names a machine only once it reports an app, so it cannot).
   await until(
-    `${mode}: the control plane counts ${N} machines`,
-    async () => {
-      const m = await must(s, "GET", `/v1/machines?region=${region}&limit=1`, {
-        token: s.tokens.admin,
-      });
-      return m.relays.reduce((n: number, r: Json) => n + r.machines, 0) === N;
-    },
+    `${mode}: the relays hold ${N} agents`,
+    async () =>
+      (await Promise.all(relays.map((r) => relayMetric(r.url, "relay_agents_connected")))).reduce(
+        (n, x) => n + x,
+        0,
+      ) === N,
     timeoutMs,
   );
+  if (mode === "summary") {
+    await until(
+      `${mode}: the control plane counts ${N} machines`,
+      async () => {
+        const m = await must(s, "GET", `/v1/machines?region=${region}&limit=1`, {
+          token: s.tokens.admin,
+        });
+        return m.relays.reduce((n: number, r: Json) => n + r.machines, 0) === N;
+      },
+      timeoutMs,
+    );
+  }
   const connectS = (Date.now() - connectStart) / 1000;
   const messagesBefore = await Promise.all(
     relays.map((r) => relayMetric(r.url, "relay_status_messages_total")),
@@ -225,6 +238,9 @@ async function runMode(mode: Mode, s: Stack, secret: string): Promise<Result> {
   const statusMsgBytesMax = Math.max(
     ...(await Promise.all(relays.map((r) => relayMetric(r.url, "relay_status_message_bytes_max")))),
   );
+  const statusMsgBytesLast = Math.max(
+    ...(await Promise.all(relays.map((r) => relayMetric(r.url, "relay_status_message_bytes")))),
+  );
   const regions = await must(s, "GET", "/v1/regions", { token: s.tokens.admin });
   const regionSummaryBytes = regions.regions.find((x: Json) => x.name === region).status_bytes;
   const perRelayK = N / R / 1000;
@@ -238,6 +254,7 @@ async function runMode(mode: Mode, s: Stack, secret: string): Promise<Result> {
     goalMs: goalMs.sort((a, b) => a - b),
     statusVisibleMs: Math.max(0, visibleAt - lastReport),
     statusMsgBytesMax,
+    statusMsgBytesLast,
     statusMessagesPerS:
       messagesAfter.reduce((n, x, i) => n + x - messagesBefore[i]!, 0) / Math.max(windowS, 1e-3),
     regionSummaryBytes,
@@ -265,12 +282,12 @@ console.log(
     `loopback, ${navigator.hardwareConcurrency} cores, ${((Date.now() - began) / 1000).toFixed(0)} s in all\n`,
 );
 console.log(
-  "| path | placed | goal p50 ms | goal p99 ms | goal max ms | status visible ms | relay status msg KiB (max) | region summary KiB | status msgs/s into CP | relay RSS MiB / 1k agents (peak) | relay CPU-s / 1k agents (deploy) | connect s |",
+  "| path | placed | goal first ms | goal p50 ms | goal p99 ms | goal max ms | p99 < 1 s | status visible ms | relay status msg KiB (last / max) | region summary KiB | status msgs/s into CP | relay RSS MiB / 1k agents (peak) | relay CPU-s / 1k agents (deploy) | connect s |",
 );
-console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of results) {
   console.log(
-    `| ${r.mode === "list" ? "list (before step 12, baseline)" : "summary"} | ${r.placed} | ${q(r.goalMs, 0.5)} | ${q(r.goalMs, 0.99)} | ${r.goalMs.at(-1)} | ${r.statusVisibleMs} | ${kib(r.statusMsgBytesMax)} | ${kib(r.regionSummaryBytes)} | ${r.statusMessagesPerS.toFixed(1)} | ${r.relayRssMiBPer1k.toFixed(1)} (${r.relayPeakRssMiBPer1k.toFixed(1)}) | ${r.relayCpuSPer1k.toFixed(2)} | ${r.connectS.toFixed(1)} |`,
+    `| ${r.mode === "list" ? "list (before step 12, baseline)" : "summary"} | ${r.placed} | ${r.goalMs[0]} | ${q(r.goalMs, 0.5)} | ${q(r.goalMs, 0.99)} | ${r.goalMs.at(-1)} | ${q(r.goalMs, 0.99) < 1000 ? "met" : "MISSED"} | ${r.statusVisibleMs} | ${kib(r.statusMsgBytesLast)} / ${kib(r.statusMsgBytesMax)} | ${kib(r.regionSummaryBytes)} | ${r.statusMessagesPerS.toFixed(1)} | ${r.relayRssMiBPer1k.toFixed(1)} (${r.relayPeakRssMiBPer1k.toFixed(1)}) | ${r.relayCpuSPer1k.toFixed(2)} | ${r.connectS.toFixed(1)} |`,
   );
 }
 for (const r of results) {
@@ -281,10 +298,12 @@ for (const r of results) {
       agents: r.agents,
       relays: R,
       placed: r.placed,
+      goal_first_ms: r.goalMs[0],
       goal_p50_ms: q(r.goalMs, 0.5),
       goal_p99_ms: q(r.goalMs, 0.99),
       goal_max_ms: r.goalMs.at(-1),
       status_visible_ms: r.statusVisibleMs,
+      status_msg_bytes_last: r.statusMsgBytesLast,
       status_msg_bytes_max: r.statusMsgBytesMax,
       region_summary_bytes_max: r.regionSummaryBytes,
       status_msgs_per_s: +r.statusMessagesPerS.toFixed(1),
