@@ -183,23 +183,46 @@ export class AgentHub {
     if (this.#o.goals.known) this.#sendGoals(session, this.#o.goals.current);
   }
 
+  /** One goal change to every agent: encoded (and validated) once, the same frame to each. */
   #broadcast(snapshot: GoalSnapshot): void {
-    for (const session of this.#byMachine.values()) this.#sendGoals(session, snapshot);
+    const frame = this.#encode(null, goalsMessage(snapshot));
+    if (frame === null) return;
+    for (const session of this.#byMachine.values()) this.#sendGoals(session, snapshot, frame);
   }
 
-  #sendGoals(session: Session, snapshot: GoalSnapshot): void {
-    this.#send(session, { type: "goals", version: snapshot.version, goals: [...snapshot.goals] });
+  #sendGoals(session: Session, snapshot: GoalSnapshot, frame?: string): void {
+    const text = frame ?? this.#encode(session, goalsMessage(snapshot));
+    if (text === null) return;
+    this.#sendText(session, text, "goals");
     this.#o.metrics.inc("relay_goal_pushes_total");
   }
 
   #send(session: Session, message: RelayToAgentMessage): void {
+    const text = this.#encode(session, message);
+    if (text !== null) this.#sendText(session, text, message.type);
+  }
+
+  /** The frame of `message`, or null (logged) when it is not a valid one. */
+  #encode(session: Session | null, message: RelayToAgentMessage): string | null {
+    try {
+      return encodeRelayMessage(message);
+    } catch (err) {
+      this.#o.logger.log("warn", "agent:message-invalid", {
+        machine_id: session?.machineId ?? null,
+        problems: [`could not send ${message.type}: ${err instanceof Error ? err.message : err}`],
+      });
+      return null;
+    }
+  }
+
+  #sendText(session: Session, text: string, type: string): void {
     if (session.socket.readyState !== WebSocket.OPEN) return;
     try {
-      session.socket.send(encodeRelayMessage(message));
+      session.socket.send(text);
     } catch (err) {
       this.#o.logger.log("warn", "agent:message-invalid", {
         machine_id: session.machineId,
-        problems: [`could not send ${message.type}: ${err instanceof Error ? err.message : err}`],
+        problems: [`could not send ${type}: ${err instanceof Error ? err.message : err}`],
       });
     }
   }
@@ -243,4 +266,8 @@ export class AgentHub {
       // already closing
     }
   }
+}
+
+function goalsMessage(snapshot: GoalSnapshot): RelayToAgentMessage {
+  return { type: "goals", version: snapshot.version, goals: [...snapshot.goals] };
 }
